@@ -1,0 +1,122 @@
+"""dtorch: a PyTorch-compatible deep-learning framework on NumPy (CPU) and CuPy (NVIDIA GPUs).
+
+``import dtorch as torch`` runs ordinary PyTorch code: tensors, autograd, ``nn``, ``optim``,
+``utils.data``, save/load and, through ``dtorch.distributed``, data-parallel training over MPI
+and NCCL.
+"""
+
+import numpy as _np
+
+# NOTE: PyTorch follows IEEE semantics silently (1/0 is inf, log(0) is -inf); NumPy would warn.
+_np.seterr(all="ignore")
+
+from . import (  # noqa: E402
+    _dtype,  # noqa: E402
+    autograd,
+    cuda,
+    return_types,
+)
+from . import ops as _ops  # noqa: E402
+from ._creation import (  # noqa: E402
+    arange,
+    as_tensor,
+    empty,
+    empty_like,
+    eye,
+    from_numpy,
+    full,
+    full_like,
+    linspace,
+    logspace,
+    normal,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randint,
+    randint_like,
+    randn,
+    randn_like,
+    randperm,
+    range,  # noqa: A004
+    tensor,
+    zeros,
+    zeros_like,
+)
+from ._creation import (
+    legacy_types as _legacy_types,
+)
+from ._device import device  # noqa: E402
+from ._dtype import (  # noqa: E402
+    bool_ as bool,  # noqa: A004
+)
+from ._dtype import (
+    double,
+    dtype,
+    float,  # noqa: A004
+    float16,
+    float32,
+    float64,
+    get_default_dtype,
+    half,
+    int,  # noqa: A004
+    int8,
+    int16,
+    int32,
+    int64,
+    long,
+    promote_types,
+    set_default_dtype,
+    short,
+    uint8,
+)
+from ._tensor import Size, Tensor  # noqa: E402
+from .autograd import enable_grad, inference_mode, no_grad, set_grad_enabled  # noqa: E402
+from .autograd.grad_mode import is_grad_enabled, is_inference_mode_enabled  # noqa: E402
+from .random import (  # noqa: E402
+    Generator,
+    default_generator,
+    get_rng_state,
+    initial_seed,
+    manual_seed,
+    seed,
+    set_rng_state,
+)
+
+_ops.install(globals(), Tensor)
+globals().update(_legacy_types(cuda=False))
+
+
+def is_tensor(obj):
+    """True if ``obj`` is a dtorch Tensor."""
+    return isinstance(obj, Tensor)
+
+
+def numel(input):
+    return input.numel()
+
+
+def is_floating_point(input):
+    return input.is_floating_point()
+
+
+def result_type(tensor1, tensor2):
+    """The dtype PyTorch's promotion gives an op on these operands."""
+    from .ops._util import result_dtype
+
+    return result_dtype(tensor1, tensor2)
+
+
+def can_cast(from_, to):
+    return from_._category <= to._category
+
+
+def clone(input, *, memory_format=None):
+    return input.clone()
+
+
+def detach(input):
+    return input.detach()
+
+
+__version__ = "0.1.0"
