@@ -24,19 +24,20 @@ try:
 except Exception as e:
     print("ERR", type(e).__name__, e, flush=True)
     sys.exit(3)
-total = store.add("sum", rank + 1)
+store.add("sum", rank + 1)
 store.add("done", 1)
 store.wait(["done"])
 while int(store.get("done")) < ws:
     pass
 store.set("seen/%d" % rank, str(ws))
 store.wait(["seen/%d" % r for r in range(ws)])
+total = int(store.get("sum"))
 store.add("left", 1)
 if rank == 0:  # the master keeps the store up until everyone has read it
     import time
     while int(store.get("left")) < ws:
         time.sleep(0.01)
-print("OK", rank, ws, int(store.get("sum")), flush=True)
+print("OK", rank, ws, total, flush=True)
 """
 
 
