@@ -153,7 +153,7 @@ def check_fingerprints(texts, ranks, ctx):
     lines = [f"dtorch.distributed: the ranks called different collectives at {ctx.describe()} "
              "(DTORCH_DISTRIBUTED_DEBUG=DETAIL):",
              f"  {'rank':>4}  {'call site':<24} fingerprint"]
-    majority = max(set(compared), key=compared.count)
+    majority = max(set(compared), key=lambda c: (compared.count(c), c == compared[0]))
     for r, text in zip(ranks, texts):
         what, _, site = text.partition(" @ ")
         mark = "  " if what == majority else "<>"
