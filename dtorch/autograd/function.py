@@ -365,7 +365,7 @@ class Function(_Base, _FunctionCtx):
                 g = xp.zeros(shape, dtype)
             gs.append(None if g is None else Tensor._wrap(g))
         with grad_mode.no_grad():
-            res = self.backward(*gs)
+            res = type(self).backward(self, *gs)
         if not isinstance(res, tuple):
             res = (res,)
         n = len(self.next_functions)
