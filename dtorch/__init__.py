@@ -120,3 +120,4 @@ def detach(input):
 
 
 __version__ = "0.1.0"
+from . import nn  # noqa: E402
