@@ -6,6 +6,7 @@ complete, so post-accumulate-grad hooks (DDP's bucket hooks) fire while backward
 """
 
 import heapq
+import sys
 import threading
 
 import numpy as np
@@ -41,8 +42,10 @@ class AccumulateGrad(Node):
                 f"shape {list(var._data.shape)}")
         current = var._grad
         if current is None:
-            xp = np if type(g) is np.ndarray else _backend_xp(g)
-            var._grad = type(var)._wrap_plain(xp.array(g, dtype=var._data.dtype, copy=True))
+            if not _stealable(g, var._data.dtype):
+                xp = np if type(g) is np.ndarray else _backend_xp(g)
+                g = xp.array(g, dtype=var._data.dtype, copy=True)
+            var._grad = type(var)._wrap_plain(g)
         else:
             current._data += g
         hooks = var._post_acc_hooks
@@ -50,6 +53,17 @@ class AccumulateGrad(Node):
             for hook in list(hooks):
                 hook(var)
         return ()
+
+
+def _stealable(g, dtype):
+    """True when the gradient array can become ``.grad`` without a copy: it owns its memory, has
+    the right dtype and layout, and nothing but the engine refers to it (so no other tensor can
+    share it). The reference count covers: the engine's list, the caller's local, the argument."""
+    return (g.base is None and g.dtype == dtype and g.flags.c_contiguous
+            and sys.getrefcount(g) <= _STEAL_REFS)
+
+
+_STEAL_REFS = 4
 
 
 def _backend_xp(a):
@@ -123,6 +137,7 @@ def run_backward(roots, root_grads, retain_graph=False, inputs=None, accumulate=
             node = heapq.heappop(heap)[3]
             grads = buffers.pop(node, None) or [None] * node._n_outputs
             input_grads = _run_node(node, grads, retain_graph, capture, captured, accumulate, only)
+            g = None
             for (nxt, nr), g in zip(node.next_functions, input_grads):
                 if nxt is None:
                     continue
@@ -135,6 +150,7 @@ def run_backward(roots, root_grads, retain_graph=False, inputs=None, accumulate=
                 deps[nxt] = left
                 if left == 0:
                     heapq.heappush(heap, (-nxt._priority, -nxt._seq, id(nxt), nxt))
+            del input_grads, grads, g
         pending = _callbacks.stack[-1]
         while pending:
             pending.pop(0)()
