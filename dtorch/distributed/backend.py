@@ -50,6 +50,8 @@ _BITWISE = (ReduceOp.BAND, ReduceOp.BOR, ReduceOp.BXOR)
 
 def check_reduce_dtype(op, dtype, opname):
     """Raise when ``op`` cannot reduce ``dtype`` (what every backend would refuse or get wrong)."""
+    if op is ReduceOp.SUM and dtype.kind in "fiub":  # the common case, checked first
+        return
     if not isinstance(op, ReduceOp):
         raise TypeError(f"{opname}: op must be a dtorch.distributed.ReduceOp, got {op!r}")
     dtype = np.dtype(dtype)
@@ -89,19 +91,21 @@ def _array_module(arr):
 class OpContext:
     """What one collective call is: its name, sequence number, group and deadline.
 
-    ``missing`` is a callable returning the group's ranks that have not arrived at this sequence
-    number (``{global_rank: last_seq_seen}``), or None when that cannot be known.
+    ``missing`` is a callable returning the ranks that have not arrived (``{global_rank:
+    last_seq_seen}`` or a list), or None when that cannot be known; ``tracker`` (a progress
+    record) answers the same for collectives.
     """
 
-    __slots__ = ("op", "seq", "group", "deadline", "timeout", "missing")
+    __slots__ = ("op", "seq", "group", "deadline", "timeout", "missing", "tracker")
 
-    def __init__(self, op, seq, group, timeout, missing=None):
+    def __init__(self, op, seq, group, timeout, missing=None, tracker=None):
         self.op = op
         self.seq = seq
         self.group = group  # text such as "group 'WORLD' (ranks [0, 1])"
         self.timeout = timeout
         self.deadline = time.monotonic() + timeout
         self.missing = missing
+        self.tracker = tracker  # a ProgressTracker: who has not entered ``seq``
 
     def describe(self):
         seq = "" if self.seq is None else f" (sequence number {self.seq})"
@@ -109,9 +113,10 @@ class OpContext:
 
     def timeout_error(self, missing=None):
         """A :class:`DistBackendError` naming the operation and the ranks that did not arrive."""
-        if missing is None and self.missing is not None:
+        if missing is None and (self.missing is not None or self.tracker is not None):
             try:
-                missing = self.missing()
+                missing = self.missing() if self.missing is not None else \
+                    self.tracker.missing(self.seq)
             except Exception as exc:  # the store may be gone too; still report the timeout
                 missing = f"unknown ({type(exc).__name__}: {exc})"
         msg = f"dtorch.distributed: {self.describe()} timed out after {self.timeout:.1f} s"
@@ -375,6 +380,7 @@ class Backend(ABC):
         handle.wait()
         if handle.post is not None:
             handle.post()
-        for fn in finalizers:
-            fn()
+        if finalizers:
+            for fn in finalizers:
+                fn()
         return None

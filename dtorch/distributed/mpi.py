@@ -65,15 +65,15 @@ def cuda_aware():
         return False
 
 
-def _mpi_op(MPI, op, dtype):
-    if dtype == np.bool_:
-        table = {ReduceOp.SUM: MPI.LOR, ReduceOp.PRODUCT: MPI.LAND, ReduceOp.MIN: MPI.LAND,
-                 ReduceOp.MAX: MPI.LOR, ReduceOp.BAND: MPI.LAND, ReduceOp.BOR: MPI.LOR,
-                 ReduceOp.BXOR: MPI.LXOR}
-        return table[op]
-    return {ReduceOp.SUM: MPI.SUM, ReduceOp.AVG: MPI.SUM, ReduceOp.PRODUCT: MPI.PROD,
-            ReduceOp.MIN: MPI.MIN, ReduceOp.MAX: MPI.MAX, ReduceOp.BAND: MPI.BAND,
-            ReduceOp.BOR: MPI.BOR, ReduceOp.BXOR: MPI.BXOR}[op]
+def _op_tables(MPI):
+    """MPI reduction ops for ReduceOp: (numeric table, bool table)."""
+    numeric = {ReduceOp.SUM: MPI.SUM, ReduceOp.AVG: MPI.SUM, ReduceOp.PRODUCT: MPI.PROD,
+               ReduceOp.MIN: MPI.MIN, ReduceOp.MAX: MPI.MAX, ReduceOp.BAND: MPI.BAND,
+               ReduceOp.BOR: MPI.BOR, ReduceOp.BXOR: MPI.BXOR}
+    logical = {ReduceOp.SUM: MPI.LOR, ReduceOp.PRODUCT: MPI.LAND, ReduceOp.MIN: MPI.LAND,
+               ReduceOp.MAX: MPI.LOR, ReduceOp.BAND: MPI.LAND, ReduceOp.BOR: MPI.LOR,
+               ReduceOp.BXOR: MPI.LXOR}
+    return numeric, logical
 
 
 def _typed(MPI, arr):
@@ -112,19 +112,21 @@ class _Request(Handle):
         return flag
 
     def wait(self):
-        if self.test():
-            return
-        deadline = self.ctx.deadline
-        start = time.monotonic()
-        n = 0
-        while not self.test():
-            n += 1
-            if n & 63 == 0:
-                now = time.monotonic()
-                if now > deadline:
+        if self.backend.lock is not None:
+            while not self.test():
+                if time.monotonic() > self.ctx.deadline:
                     raise self.ctx.timeout_error()
-                if now - start > 1e-3:  # NOTE: long waits yield the core (oversubscribed runs)
-                    os.sched_yield()
+            return
+        # NOTE: the tight loop calls Test directly: MPI progresses only inside MPI calls, so
+        # the time between two calls delays every step of a pipelined transfer.
+        test, status = self.req.Test, self.status
+        deadline = self.ctx.deadline
+        n = 0
+        while not test(status):
+            n += 1
+            if n & 255 == 0 and time.monotonic() > deadline:
+                raise self.ctx.timeout_error()
+        self._done()
 
     def wait_blocking(self):
         if self.backend.lock is None:
@@ -154,6 +156,7 @@ class MPIBackend(Backend):
         self.comm = comm
         self.cuda_aware = cuda_aware()
         self._thread = None
+        self._ops, self._logical_ops = _op_tables(MPI)
 
     @property
     def comm_thread(self):
@@ -186,15 +189,21 @@ class MPIBackend(Backend):
 
         return _Request(self, req, ctx, post if posts else None, want_source)
 
+    def _mpi_op(self, op, dtype):
+        return (self._logical_ops if dtype.kind == "b" else self._ops)[op]
+
     def _avg(self, arr, op):
         if op is ReduceOp.AVG:
             return lambda: np.divide(arr, self.size, out=arr)
         return None
 
     def all_reduce(self, arr, op, ctx):
+        if self.lock is None and not is_cuda_array(arr):  # the hot path, kept short
+            req = self.comm.Iallreduce(self.MPI.IN_PLACE, arr, self._mpi_op(op, arr.dtype))
+            return _Request(self, req, ctx, self._avg(arr, op))
         host, back = self._host(arr)
         req = self._start(self.comm.Iallreduce, self.MPI.IN_PLACE, _typed(self.MPI, host),
-                          _mpi_op(self.MPI, op, host.dtype))
+                          self._mpi_op(op, host.dtype))
         return self._handle(req, ctx, [self._avg(host, op), back])
 
     def broadcast(self, arr, src, ctx):
@@ -204,7 +213,7 @@ class MPIBackend(Backend):
 
     def reduce(self, arr, dst, op, ctx):
         host, back = self._host(arr)
-        mop = _mpi_op(self.MPI, op, host.dtype)
+        mop = self._mpi_op(op, host.dtype)
         if self.rank == dst:
             req = self._start(self.comm.Ireduce, self.MPI.IN_PLACE, _typed(self.MPI, host),
                               mop, dst)
@@ -236,7 +245,7 @@ class MPIBackend(Backend):
         hin, _ = self._host(inp)
         hout, back = self._host(out, copy_in=False)
         req = self._start(self.comm.Ireduce_scatter_block, _typed(self.MPI, hin),
-                          _typed(self.MPI, hout), _mpi_op(self.MPI, op, hin.dtype))
+                          _typed(self.MPI, hout), self._mpi_op(op, hin.dtype))
         return self._handle(req, ctx, [self._avg(hout, op), back])
 
     def all_to_all(self, out, inp, out_counts, in_counts, ctx):

@@ -18,6 +18,7 @@ import socket
 import threading
 from datetime import timedelta
 
+from .._backend import is_cuda_array
 from . import _monitor
 from .backend import OpContext
 from .errors import DistError
@@ -92,9 +93,7 @@ class ProcessGroup:
 
     def backend_for(self, arr):
         """The backend that moves ``arr``: NCCL for device arrays when the world uses it."""
-        from .._backend import is_cuda_array
-
-        if is_cuda_array(arr) and self.world.use_nccl:
+        if self.world.use_nccl and is_cuda_array(arr):
             if self._cuda is None:
                 from .nccl import NCCLBackend
 
@@ -108,14 +107,9 @@ class ProcessGroup:
         self.seq += 1
         seq = self.seq
         tracker = self.tracker
-        missing = None
         if tracker is not None:
             tracker.enter(seq)
-
-            def missing():
-                return tracker.missing(seq)
-
-        ctx = OpContext(op, seq, self.desc, self.timeout, missing)
+        ctx = OpContext(op, seq, self.desc, self.timeout, tracker=tracker)
         if self.world.debug:
             what, site = _monitor.fingerprint(op, seq, arrays, reduce_op, root, shapes)
             texts = self.cpu.exchange_fingerprints(f"{what} @ {site}", ctx)
@@ -181,11 +175,13 @@ class _World:
         os._exit(code)
 
 
-_state = {"world": None}
+_state = {"world": None, "threads": False}
 _local = threading.local()
 
 
 def _world():
+    if not _state["threads"]:  # no thread world was ever formed: process-wide state only
+        return _state["world"]
     w = getattr(_local, "world", None)
     if w is None and not getattr(_local, "in_thread_world", False):
         w = _state["world"]
@@ -459,6 +455,7 @@ def _init_threads(world_size, rank, init_method, seconds):
         raise ValueError("init_process_group(backend='threads') needs rank and world_size (or "
                          f"ranks started by spawn_threads); got rank={rank}, "
                          f"world_size={world_size}")
+    _state["threads"] = True
     tw = threads.join_world(init_method or "threads://default", rank, world_size, seconds)
     world = _World("threads", Backend.THREADS, rank, world_size, seconds)
     world.local_rank, world.local_size = rank, world_size
