@@ -94,6 +94,10 @@ class ProcessGroup:
     def backend_for(self, arr):
         """The backend that moves ``arr``: NCCL for device arrays when the world uses it."""
         if self.world.use_nccl and is_cuda_array(arr):
+            if self.world.use_nccl == "auto":  # backend=None: NCCL if CuPy has it
+                self.world.use_nccl = _nccl_importable()
+                if not self.world.use_nccl:
+                    return self.cpu
             if self._cuda is None:
                 from .nccl import NCCLBackend
 
@@ -249,6 +253,14 @@ def is_nccl_available():
     return True
 
 
+def _nccl_importable():
+    try:
+        from cupy.cuda import nccl  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _seconds(timeout):
     if timeout is None:
         return DEFAULT_TIMEOUT.total_seconds()
@@ -312,14 +324,17 @@ def init_process_group(backend=None, init_method=None, timeout=DEFAULT_TIMEOUT, 
                                  backend)
     else:
         world = _init_single(rank, world_size, seconds, backend)
-    if backend == Backend.NCCL or device_id is not None or (
-            backend is None and world.kind == "mpi" and is_nccl_available()):
-        if backend == Backend.NCCL and not is_nccl_available():
-            raise RuntimeError("init_process_group(backend='nccl'): NCCL needs CuPy with NCCL and "
-                               "an NVIDIA GPU, which were not found")
+    if backend == Backend.NCCL or device_id is not None:
+        if not is_nccl_available():
+            raise RuntimeError(f"init_process_group(backend={backend!r}, device_id={device_id!r})"
+                               ": NCCL needs CuPy with NCCL and an NVIDIA GPU, which were not "
+                               "found")
         world.use_nccl = world.kind == "mpi"
         if backend == Backend.NCCL:
             world.backend_name = Backend.NCCL
+    elif backend is None and world.kind == "mpi":
+        # NOTE: decided at the first CuPy array, so that CPU-only runs never import CuPy
+        world.use_nccl = "auto"
     _state["world"] = world
     if world.size > 1:
         _monitor.install_failure_handlers(world)

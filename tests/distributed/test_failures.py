@@ -249,3 +249,27 @@ def test_thread_world_views_and_versions():
         dist.destroy_process_group()
 
     dist.spawn_threads(rank_main, nprocs=2, timeout=30)
+
+
+def test_work_wait_timeout_and_late_completion():
+    results = {}
+
+    def rank_main(rank):
+        dist.init_process_group(backend="threads", timeout=30)
+        if rank == 0:
+            buf = np.zeros(2)
+            work = dist.irecv(buf, src=1, tag=3)
+            with pytest.raises(dist.DistBackendError, match=r"Work.wait\(timeout=0.2\) expired "
+                                                            r"before irecv from rank 1 \(tag 3\)"):
+                work.wait(timeout=0.2)
+            assert not work.is_completed()
+            dist.barrier()  # now rank 1 sends
+            assert work.wait(timeout=10) and work.source_rank() == 1
+            results["got"] = buf.tolist()
+        else:
+            dist.barrier()
+            dist.send(np.array([4.0, 5.0]), dst=0, tag=3)
+        dist.destroy_process_group()
+
+    dist.spawn_threads(rank_main, nprocs=2, timeout=60)
+    assert results["got"] == [4.0, 5.0]
