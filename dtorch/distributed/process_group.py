@@ -359,10 +359,8 @@ def _init_single(rank, world_size, seconds, backend):
     ntasks = int(os.environ.get("SLURM_NTASKS", os.environ.get("SLURM_STEP_NUM_TASKS", "1")))
     if "SLURM_STEP_ID" in os.environ and ntasks > 1:
         raise RuntimeError(_slurm_trap(ntasks))
-    if backend in (Backend.MPI, Backend.NCCL):
-        raise RuntimeError(f"init_process_group(backend={backend!r}): this process is alone (no "
-                           "MPI launcher, no rendezvous variables); start it with mpiexec, srun "
-                           "--mpi=pmi2 or dtorchrun")
+    if backend in (Backend.MPI, Backend.NCCL):  # asked for MPI: a singleton MPI world
+        return _init_mpi_launched(seconds, rank, world_size)
     return _new_world("single", Backend.SINGLE, 0, 1, seconds, SingleBackend())
 
 

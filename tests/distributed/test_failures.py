@@ -273,3 +273,14 @@ def test_work_wait_timeout_and_late_completion():
 
     dist.spawn_threads(rank_main, nprocs=2, timeout=60)
     assert results["got"] == [4.0, 5.0]
+
+
+@needs_mpiexec
+def test_mpi_backend_alone_is_a_singleton_mpi_world():
+    code = ("import numpy as np, dtorch.distributed as d; d.init_process_group(backend='mpi'); "
+            "a = np.arange(3.0); d.all_reduce(a, op=d.ReduceOp.MAX); "
+            "print(d.get_backend(), d.get_world_size(), a.tolist()); d.destroy_process_group()")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, env=_env())
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["mpi", "1", "[0.0,", "1.0,", "2.0]"]
