@@ -62,10 +62,11 @@ class _EventHandle(Handle):
         comm = self.backend.comm
         if comm is None:
             raise DistBackendError(f"{self.ctx.describe()}: the NCCL communicator was aborted")
-        err = comm.checkAsyncError() if hasattr(comm, "checkAsyncError") else 0
-        if err:
+        try:
+            comm.check_async_error()  # raises NcclError when NCCL failed asynchronously
+        except RuntimeError as exc:
             self.backend.abort()
-            raise DistBackendError(f"NCCL error {err} during {self.ctx.describe()}")
+            raise DistBackendError(f"NCCL error during {self.ctx.describe()}: {exc}") from exc
 
     def test(self):
         self._check()
