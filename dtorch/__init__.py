@@ -71,6 +71,7 @@ from ._dtype import (
     uint8,
 )
 from ._tensor import Size, Tensor  # noqa: E402
+from ._printing import set_printoptions  # noqa: E402
 from .autograd import enable_grad, inference_mode, no_grad, set_grad_enabled  # noqa: E402
 from .autograd.grad_mode import is_grad_enabled, is_inference_mode_enabled  # noqa: E402
 from .random import (  # noqa: E402
@@ -121,3 +122,4 @@ def detach(input):
 
 __version__ = "0.1.0"
 from . import nn  # noqa: E402
+from . import optim  # noqa: E402

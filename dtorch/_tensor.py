@@ -207,7 +207,7 @@ class Tensor:
     def __repr__(self, *, tensor_contents=None):
         from ._printing import tensor_repr
 
-        return tensor_repr(self)
+        return tensor_repr(self, tensor_contents=tensor_contents)
 
     def __array__(self, dtype=None, copy=None):
         arr = self.numpy() if not self._requires_grad else self.detach().numpy()

@@ -1,0 +1,31 @@
+"""DistributedDataParallel under MPI, for any world size: run with
+``mpiexec -n 2 python -m pytest --only-mpi tests/nn/parallel`` (and ``-n 4``)."""
+
+import _ddp_suite as suite
+import pytest
+
+import dtorch.distributed as dist
+
+pytestmark = pytest.mark.mpi(min_size=2)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def world():
+    dist.init_process_group(backend="mpi", timeout=120)
+    yield
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("kind", ["sgd", "adam"])
+def test_matches_single_process(kind):
+    suite.check_matches_single_process(kind)
+
+
+@pytest.mark.parametrize("check", [
+    suite.check_many_small_buckets, suite.check_gradient_as_bucket_view,
+    suite.check_no_sync_accumulation, suite.check_unused_parameters,
+    suite.check_mismatched_models_raise, suite.check_replicas_detects_divergence,
+], ids=lambda f: f.__name__)
+def test_ddp_behaviour(check):
+    check()
