@@ -27,6 +27,10 @@ _registry = {}  # key -> _World, while the world is forming
 _launch = threading.local()  # rank / world_size / key given by spawn_threads
 
 
+class PeerFailedError(DistError):
+    """Raised in the ranks of a thread world whose peer died (a consequence, not the cause)."""
+
+
 class _World:
     """Shared state of one thread world."""
 
@@ -49,7 +53,7 @@ class _World:
     def check_failure(self, what):
         if self.failure is not None:
             rank, exc = self.failure
-            raise DistError(
+            raise PeerFailedError(
                 f"dtorch.distributed: {what}: rank {rank} of the thread world failed "
                 f"({type(exc).__name__}: {exc})")
 
@@ -77,9 +81,12 @@ def join_world(key, rank, size, timeout):
                          f"this rank asked for {size}")
     with world.cond:
         if rank in world.joined:
-            raise ValueError(f"init_process_group: rank {rank} of thread world {key!r} claimed "
+            exc = ValueError(f"init_process_group: rank {rank} of thread world {key!r} claimed "
                              f"twice (by threads {world.joined[rank]!r} and "
                              f"{threading.current_thread().name!r})")
+            world.failure = world.failure or (rank, exc)  # the others stop waiting for it
+            world.cond.notify_all()
+            raise exc
         world.joined[rank] = threading.current_thread().name
         world.cond.notify_all()
 
@@ -157,7 +164,8 @@ def spawn_threads(fn, args=(), nprocs=2, timeout=None):
         world.fail(-1, TimeoutError("spawn_threads timed out"))
         raise TimeoutError(f"spawn_threads: ranks {alive} still running after {timeout} s")
     if errors:
-        first = world.failure[0] if world.failure and world.failure[0] in errors else min(errors)
+        causes = [r for r in errors if not isinstance(errors[r], PeerFailedError)] or list(errors)
+        first = world.failure[0] if world.failure and world.failure[0] in causes else min(causes)
         exc = errors[first]
         exc.add_note(f"(raised in rank {first} of the thread world)")
         raise exc
