@@ -1,0 +1,76 @@
+"""Every example runs, with short settings, and prints what the tutorials say it prints. The main
+job (``examples/train_digits.py``) runs as one process and under ``mpiexec -n 2`` -- the README's
+main command with fewer epochs."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MPLBACKEND="Agg")
+
+
+def run(args, timeout=120, cwd=ROOT):
+    proc = subprocess.run(args, cwd=cwd, env=ENV, capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def example(name, *args, timeout=120):
+    return run([sys.executable, str(ROOT / "examples" / name), *args], timeout=timeout)
+
+
+def test_tensor_basics():
+    out = example("tensor_basics.py")
+    assert "X_range: tensor([1., 2., 3., 4., 5.])" in out
+    assert "dtype=dtorch.float64" in out
+    assert "one[0, 0] after writing through the NumPy view: 7.0" in out
+
+
+def test_autograd_basics_prints_the_tutorial_values():
+    out = example("autograd_basics.py")
+    assert "Z: tensor(9., grad_fn=<MeanBackward0>)" in out
+    assert "X.grad: tensor([[1802.2400, 1802.2400],\n        [1884.1599, 1884.1599]])" in out
+    assert "z: tensor([19.], grad_fn=<AddBackward0>)\nx.grad: tensor([8.])" in out
+
+
+def test_two_layer_net_numpy_and_dtorch_agree():
+    out = example("two_layer_net.py", "--epochs", "300")
+    diff = float(out.rsplit("=", 1)[1])
+    assert diff < 1e-5
+
+
+def test_linear_regression_learns_weight_two():
+    out = example("linear_regression.py", "--epochs", "500")
+    weight = float(out.split("weight ")[1].split(",")[0])
+    assert abs(weight - 2.0) < 0.1
+
+
+def _check_digits_output(out, tmp_path, epochs):
+    acc = float(out.split("final test accuracy ")[1].split()[0])
+    assert acc >= 0.9, out
+    assert f"epoch {epochs:2d}/{epochs}" in out
+    assert (tmp_path / "checkpoint.pt").exists() and (tmp_path / "digits.png").exists()
+
+
+def test_train_digits_single_process(tmp_path):
+    out = example("train_digits.py", "--epochs", "3", "--no-progress", "--out", str(tmp_path),
+                  timeout=300)
+    _check_digits_output(out, tmp_path, 3)
+    resumed = example("train_digits.py", "--epochs", "4", "--no-progress", "--resume",
+                      "--out", str(tmp_path), timeout=300)
+    assert "resumed from" in resumed and "epoch  4/4" in resumed
+
+
+@pytest.mark.skipif(shutil.which("mpiexec") is None, reason="mpiexec is not installed")
+def test_train_digits_main_job_under_mpiexec(tmp_path):
+    out = run(["timeout", "280", "mpiexec", "-n", "2", sys.executable,
+               str(ROOT / "examples" / "train_digits.py"), "--epochs", "3", "--no-progress",
+               "--out", str(tmp_path)], timeout=300)
+    assert "2 rank(s)" in out
+    _check_digits_output(out, tmp_path, 3)
