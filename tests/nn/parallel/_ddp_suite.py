@@ -145,8 +145,9 @@ def check_mismatched_models_raise():
     other = nn.Module()
     other.first = nn.Linear(5, 8)
     net = Net() if rank == 0 else other
-    with pytest.raises(RuntimeError, match=r"differs between ranks.*rank 0 has 'fc1\.weight' of "
-                                           r"shape \[8, 5\].*rank\(s\) \[1(, \d)*\] have 'first\.weight'"):
+    expected = (r"differs between ranks.*rank 0 has 'fc1\.weight' of shape \[8, 5\]"
+                r".*rank\(s\) \[1(, \d)*\] have 'first\.weight'")
+    with pytest.raises(RuntimeError, match=expected):
         DDP(net)
 
 
