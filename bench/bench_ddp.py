@@ -1,0 +1,184 @@
+"""DistributedDataParallel benchmark: step time, weak scaling, communication overlap.
+
+Run on 2 ranks (and it also measures 1 rank itself, in a sub-communicator of rank 0):
+
+    mpiexec -n 2 python bench/bench_ddp.py
+
+Workloads: the MLP 784-500-10 (batch 128 per rank, Adam) and the seed CIFAR-10 CNN (batch 64 per
+rank, SGD with momentum). For each: dtorch DDP step time on 1 and 2 ranks (weak-scaling
+efficiency = t1 / t2), the fraction of the gradient all-reduce hidden behind backward
+(``(t_backward_alone + t_allreduce_alone - t_backward_with_ddp) / t_allreduce_alone``), the
+bandwidth of dtorch's all-reduce of the gradient bytes against raw mpi4py Allreduce, and PyTorch's
+DDP with the gloo backend on the same machine and thread count when torch is installed.
+"""
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+from mpi4py import MPI  # noqa: E402
+
+import dtorch  # noqa: E402
+import dtorch.distributed as dist  # noqa: E402
+import dtorch.nn.functional as F  # noqa: E402
+from dtorch.nn.parallel import DistributedDataParallel as DDP  # noqa: E402
+
+STEPS, WARMUP = 20, 3
+
+
+def mlp(lib):
+    return lib.nn.Sequential(lib.nn.Linear(784, 500), lib.nn.ReLU(), lib.nn.Linear(500, 10))
+
+
+def cifar_cnn(lib):
+    n = lib.nn
+
+    class Net(n.Module):  # the seed tutorial's CIFAR-10 network
+        def __init__(self):
+            super().__init__()
+            self.conv1 = n.Conv2d(3, 6, 5)
+            self.pool = n.MaxPool2d(2, 2)
+            self.conv2 = n.Conv2d(6, 16, 5)
+            self.fc1 = n.Linear(16 * 5 * 5, 120)
+            self.fc2 = n.Linear(120, 84)
+            self.fc3 = n.Linear(84, 10)
+
+        def forward(self, x):
+            x = self.pool(lib.relu(self.conv1(x)))
+            x = self.pool(lib.relu(self.conv2(x)))
+            x = lib.flatten(x, 1)
+            return self.fc3(lib.relu(self.fc2(lib.relu(self.fc1(x)))))
+
+    return Net()
+
+
+WORKLOADS = {
+    "MLP 784-500-10, b128, Adam": (mlp, (128, 784), lambda lib, p: lib.optim.Adam(p, lr=1e-3)),
+    "CIFAR CNN, b64, SGD+mom": (cifar_cnn, (64, 3, 32, 32),
+                                lambda lib, p: lib.optim.SGD(p, lr=0.01, momentum=0.9)),
+}
+
+
+def batch(shape, rank, step):
+    rng = np.random.default_rng(rank * 1000 + step)
+    return rng.standard_normal(shape).astype(np.float32), rng.integers(0, 10, shape[0])
+
+
+def time_dtorch(build, shape, make_opt, comm_group):
+    """Per-step time of DDP training, plus backward alone (no_sync) and allreduce alone."""
+    rank = dist.get_rank(comm_group)
+    model = DDP(build(dtorch), process_group=comm_group)
+    opt = make_opt(dtorch, model.parameters())
+    x, y = batch(shape, rank, 0)
+    x, y = dtorch.from_numpy(x), dtorch.from_numpy(y)
+
+    def step(sync=True):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        t0 = time.perf_counter()
+        if sync:
+            loss.backward()
+        else:
+            with model.no_sync():
+                loss.backward()
+        t_bwd = time.perf_counter() - t0
+        opt.step()
+        return t_bwd
+
+    def timed(fn, n):
+        for _ in range(WARMUP):
+            fn()
+        dist.barrier(comm_group)
+        t0 = time.perf_counter()
+        parts = [fn() for _ in range(n)]
+        return (time.perf_counter() - t0) / n, float(np.median(parts))
+
+    t_step, t_bwd_ddp = timed(step, STEPS)
+    _, t_bwd_alone = timed(lambda: step(sync=False), STEPS)
+    flat = np.concatenate([p.grad.numpy().ravel() for p in model.parameters()])
+    buf = dtorch.from_numpy(flat.copy())
+    raw = np.empty_like(flat)
+
+    def allreduce():
+        t0 = time.perf_counter()
+        dist.all_reduce(buf, group=comm_group)
+        return time.perf_counter() - t0
+
+    _, t_ar = timed(allreduce, STEPS)
+    comm = MPI.COMM_WORLD if dist.get_world_size(comm_group) > 1 else MPI.COMM_SELF
+
+    def raw_allreduce():
+        t0 = time.perf_counter()
+        comm.Allreduce(flat, raw)
+        return time.perf_counter() - t0
+
+    _, t_raw = timed(raw_allreduce, STEPS)
+    hidden = (t_bwd_alone + t_ar - t_bwd_ddp) / t_ar if t_ar > 0 else float("nan")
+    return dict(step=t_step, hidden=hidden, sync_bw=flat.nbytes / t_ar, raw_bw=flat.nbytes / t_raw)
+
+
+def time_torch_gloo(build, shape, make_opt):
+    try:
+        import torch
+        import torch.distributed as tdist
+        from torch.nn.parallel import DistributedDataParallel as TDDP
+    except ImportError:
+        return None
+    torch.set_num_threads(1)
+    rank, world = MPI.COMM_WORLD.Get_rank(), MPI.COMM_WORLD.Get_size()
+    if not tdist.is_initialized():
+        port = MPI.COMM_WORLD.bcast(29511 + os.getpid() % 1000 if rank == 0 else None, root=0)
+        tdist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                                 world_size=world)
+    torch.manual_seed(0)
+    model = TDDP(build(torch))
+    opt = make_opt(torch, model.parameters())
+    x, y = batch(shape, rank, 0)
+    x, y = torch.from_numpy(x), torch.from_numpy(y)
+
+    def step():
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    for _ in range(WARMUP):
+        step()
+    tdist.barrier()
+    t0 = time.perf_counter()
+    for _ in range(STEPS):
+        step()
+    return (time.perf_counter() - t0) / STEPS
+
+
+def main():
+    dist.init_process_group(backend="mpi", timeout=600)
+    rank, world = dist.get_rank(), dist.get_world_size()
+    solo = dist.new_group([0])
+    rows = []
+    for name, (build, shape, make_opt) in WORKLOADS.items():
+        one = time_dtorch(build, shape, make_opt, solo) if rank == 0 else None
+        dist.barrier()
+        many = time_dtorch(build, shape, make_opt, None)
+        pt = time_torch_gloo(build, shape, make_opt)
+        rows.append((name, one, many, pt))
+    if rank == 0:
+        print(f"DDP benchmark: {world} ranks (MPI), 1 thread each, numpy {np.__version__}")
+        print(f"{'workload':28s} {'1 rank':>9s} {f'{world} ranks':>9s} {'weak eff':>8s} "
+              f"{'hidden':>7s} {'sync/raw bw':>11s} {'torch gloo':>10s} {'dt/gloo':>7s}")
+        for name, one, many, pt in rows:
+            gloo = f"{pt * 1e3:8.1f}ms" if pt else f"{'-':>10s}"
+            ratio = f"{many['step'] / pt:7.2f}" if pt else f"{'-':>7s}"
+            print(f"{name:28s} {one['step'] * 1e3:7.1f}ms {many['step'] * 1e3:7.1f}ms "
+                  f"{one['step'] / many['step']:8.2f} {many['hidden']:7.0%} "
+                  f"{many['sync_bw'] / many['raw_bw']:11.2f} {gloo} {ratio}")
+        print("hidden: share of the all-reduce time overlapped with backward; sync/raw bw: "
+              "dtorch all_reduce of the gradient bytes vs raw mpi4py Allreduce of the same bytes")
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
