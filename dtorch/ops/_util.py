@@ -27,6 +27,21 @@ def wrap_dim(dim, ndim):
     return dim % n
 
 
+def raise_if_not_broadcastable(*operands):
+    """Raise PyTorch's RuntimeError when the operands' shapes do not broadcast together (called
+    after NumPy refused, so the common path pays nothing); return quietly otherwise."""
+    shapes = [tuple(getattr(x, "shape", ())) for x in operands]
+    n = max(len(s) for s in shapes)
+    padded = [(1,) * (n - len(s)) + s for s in shapes]
+    acc = padded[0]
+    for other in padded[1:]:
+        for i in range(n - 1, -1, -1):
+            if acc[i] != other[i] and acc[i] != 1 and other[i] != 1:
+                raise RuntimeError(f"The size of tensor a ({acc[i]}) must match the size of "
+                                   f"tensor b ({other[i]}) at non-singleton dimension {i}")
+        acc = tuple(x if x != 1 else y for x, y in zip(acc, other))
+
+
 def wrap_dims(dim, ndim):
     """``dim`` (None, int or sequence) as a tuple of non-negative dims, or None for all."""
     if dim is None:
@@ -35,7 +50,8 @@ def wrap_dims(dim, ndim):
         return (wrap_dim(int(dim), ndim),)
     dims = tuple(wrap_dim(int(d), ndim) for d in dim)
     if len(set(dims)) != len(dims):
-        raise RuntimeError(f"dim {dims} appears multiple times in the list of dims")
+        dup = next(d for d in dims if dims.count(d) > 1)
+        raise RuntimeError(f"dim {dup} appears multiple times in the list of dims")
     return dims if dims else None
 
 
@@ -90,10 +106,21 @@ def promote(a, b):
     if ta != tb:
         t, s = (a, b) if ta else (b, a)
         kind = t._data.dtype.kind
-        if (type(s) is float and kind == "f") or (type(s) is int and kind in "fiu"):
+        if type(s) is float and kind == "f" or type(s) is int and kind == "f":
+            return a, b
+        if type(s) is int and kind in "iu":
+            lo, hi = _INT_RANGE[t._data.dtype]
+            if not lo <= s <= hi:
+                # NOTE: PyTorch wraps an out-of-range scalar around (uint8 + 1000 stays uint8).
+                s = np.array(s).astype(t._data.dtype)
+                return (a, s) if ta else (s, b)
             return a, b
     target = result_dtype(a, b)
     return _cast(a, target, Tensor), _cast(b, target, Tensor)
+
+
+_INT_RANGE = {np.dtype(t): (int(np.iinfo(t).min), int(np.iinfo(t).max))
+              for t in (np.int8, np.int16, np.int32, np.int64, np.uint8)}
 
 
 def _cast(x, target, Tensor):

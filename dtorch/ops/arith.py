@@ -7,11 +7,28 @@ import math
 from .. import _dtype as D
 from ..autograd.function import Primitive
 from . import register
-from ._util import float_input, promote, result_dtype, tensor_cls, unbroadcast
+from ._util import (
+    float_input,
+    promote,
+    raise_if_not_broadcastable,
+    result_dtype,
+    tensor_cls,
+    unbroadcast,
+)
 
 
 def _shape(x):
     return getattr(x, "shape", ())
+
+
+def _apply2(cls, a, b, *args, **kwargs):
+    """``cls.apply(a, b, ...)``, turning NumPy's broadcasting ValueError into PyTorch's
+    RuntimeError (try costs nothing on the common path)."""
+    try:
+        return cls.apply(a, b, *args, **kwargs)
+    except ValueError:
+        raise_if_not_broadcastable(a, b)
+        raise
 
 
 # ----------------------------------------------------------------------------- binary ops
@@ -32,7 +49,7 @@ class Add(Primitive):
 def add(input, other, *, alpha=1):
     """``input + alpha * other`` with broadcasting."""
     a, b = promote(input, other)
-    return Add.apply(a, b, alpha=alpha)
+    return _apply2(Add, a, b, alpha=alpha)
 
 
 class Sub(Primitive):
@@ -55,7 +72,7 @@ def sub(input, other, *, alpha=1):
     if getattr(a, "dtype", None) is D.bool_ and getattr(b, "dtype", D.bool_) is D.bool_:
         raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not "
                            "supported. Use the `^` or `logical_xor()` operator instead.")
-    return Sub.apply(a, b, alpha=alpha)
+    return _apply2(Sub, a, b, alpha=alpha)
 
 
 subtract = register("subtract", inplace=True)(sub)
@@ -78,7 +95,7 @@ class Mul(Primitive):
 def mul(input, other):
     """Elementwise product with broadcasting."""
     a, b = promote(input, other)
-    return Mul.apply(a, b)
+    return _apply2(Mul, a, b)
 
 
 multiply = register("multiply", inplace=True)(mul)
@@ -105,6 +122,10 @@ class DivRounded(Primitive):
         xp = ctx.xp
         if mode == "floor":
             return xp.floor_divide(a, b)
+        if xp.result_type(a, b).kind in "iu":
+            # NOTE: integer truncating division without a float round trip (exact for int64).
+            q = xp.floor_divide(a, b)
+            return q + ((q < 0) & (q * b != a))
         q = a / b
         return xp.trunc(q).astype(q.dtype) if hasattr(q, "dtype") else math.trunc(q)
 
@@ -116,14 +137,14 @@ def div(input, other, *, rounding_mode=None):
     a, b = promote(input, other)
     if rounding_mode is not None:
         if rounding_mode not in ("trunc", "floor"):
-            raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' "
+            raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' "
                              f"but found '{rounding_mode}'")
-        return DivRounded.apply(a, b, rounding_mode)
+        return _apply2(DivRounded, a, b, rounding_mode)
     if result_dtype(a, b)._category < 2:
         T = tensor_cls()
         a = float_input(a) if isinstance(a, T) else float(a)
         b = float_input(b) if isinstance(b, T) else float(b)
-    return Div.apply(a, b)
+    return _apply2(Div, a, b)
 
 
 divide = register("divide", inplace=True)(div)
@@ -153,7 +174,7 @@ class Remainder(Primitive):
           inplace_operators=("__imod__",))
 def remainder(input, other):
     """Python-style modulus: the result has the sign of ``other``."""
-    return Remainder.apply(*promote(input, other))
+    return _apply2(Remainder, *promote(input, other))
 
 
 class Pow(Primitive):
@@ -190,7 +211,7 @@ def pow(input, exponent):
         raise RuntimeError("Integers to negative integer powers are not allowed.")
     if isinstance(a, T) and isinstance(b, int) and b < 0 and a._data.dtype.kind in "iu":
         raise RuntimeError("Integers to negative integer powers are not allowed.")
-    return Pow.apply(a, b)
+    return _apply2(Pow, a, b)
 
 
 class Maximum(Primitive):
@@ -216,21 +237,22 @@ class Minimum(Primitive):
 def _minmax_grads(ctx, g, a_wins, tie, a, b):
     # NOTE: ties split the gradient evenly, as PyTorch does.
     na, nb = ctx.needs_input_grad
-    half = 0.5 * tie
-    return (unbroadcast(g * (a_wins + half), _shape(a)).astype(g.dtype) if na else None,
-            unbroadcast(g * (~a_wins & ~tie + half), _shape(b)).astype(g.dtype) if nb else None)
+    xp = ctx.xp
+    wa = xp.where(tie, 0.5, a_wins.astype(g.dtype)).astype(g.dtype, copy=False)
+    return (unbroadcast(g * wa, _shape(a)) if na else None,
+            unbroadcast(g * (1 - wa), _shape(b)) if nb else None)
 
 
 @register()
 def maximum(input, other):
     """Elementwise maximum (ties share the gradient)."""
-    return Maximum.apply(*promote(input, other))
+    return _apply2(Maximum, *promote(input, other))
 
 
 @register()
 def minimum(input, other):
     """Elementwise minimum (ties share the gradient)."""
-    return Minimum.apply(*promote(input, other))
+    return _apply2(Minimum, *promote(input, other))
 
 
 class Atan2(Primitive):
@@ -250,7 +272,7 @@ class Atan2(Primitive):
 def atan2(input, other):
     """Elementwise ``atan(input / other)`` in the right quadrant."""
     a, b = promote(input, other)
-    return Atan2.apply(float_input(a), float_input(b))
+    return _apply2(Atan2, float_input(a), float_input(b))
 
 
 @register(inplace=True)
@@ -545,24 +567,38 @@ class Sign(_Rounding):
 
 
 class Clamp(Primitive):
+    """``min(max(a, lo), hi)``; ``lo``/``hi`` are None, scalars or broadcastable arrays. The
+    gradient goes to ``a`` inside the closed interval and to the bound that was taken outside
+    it (ties go to ``a``, as in PyTorch)."""
+
     def forward(ctx, a, lo, hi):
         xp = ctx.xp
-        out = a
-        if lo is not None:
-            out = xp.maximum(out, lo)
+        out = a if lo is None else xp.maximum(a, lo)
+        below = None if lo is None else a < lo
+        above = None if hi is None else out > hi
         if hi is not None:
             out = xp.minimum(out, hi)
-        ctx.save_for_backward(a, lo, hi)
+        ctx.masks = (below, above)
+        ctx.shapes = (a.shape, _shape(lo), _shape(hi))
         return out.astype(a.dtype, copy=False) if out is not a else a.copy()
 
     def backward(ctx, g):
-        a, lo, hi = ctx.saved_tensors
-        keep = True
-        if lo is not None:
-            keep = a >= lo
-        if hi is not None:
-            keep = keep & (a <= hi)
-        return g * keep, None, None
+        below, above = ctx.masks
+        sa, slo, shi = ctx.shapes
+        na, nlo, nhi = ctx.needs_input_grad
+        xp = ctx.xp
+        zero = g.dtype.type(0)
+        ga = glo = ghi = None
+        if below is not None and above is not None:
+            below = below & ~above
+        if na:
+            outside = below if above is None else above if below is None else below | above
+            ga = unbroadcast(xp.where(outside, zero, g), sa)
+        if nlo:
+            glo = unbroadcast(xp.where(below, g, zero), slo)
+        if nhi:
+            ghi = unbroadcast(xp.where(above, g, zero), shi)
+        return ga, glo, ghi
 
 
 def _unary(cls, name, float_only=True, doc=""):
@@ -640,12 +676,13 @@ def clamp(input, min=None, max=None):  # noqa: A002
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
     T = tensor_cls()
     if isinstance(min, T) or isinstance(max, T):
-        out = input
-        if min is not None:
-            out = maximum(out, min)
-        if max is not None:
-            out = minimum(out, max)
-        return out
+        dt = result_dtype(input, min, max)
+        input, min, max = (x._to(None, dt) if isinstance(x, T) else x for x in (input, min, max))
+        try:
+            return Clamp.apply(input, min, max)
+        except ValueError:
+            raise_if_not_broadcastable(*(x for x in (input, min, max) if x is not None))
+            raise
     if input._data.dtype.kind in "iub" and (isinstance(min, float) or isinstance(max, float)):
         input = float_input(input)
     return Clamp.apply(input, min, max)
@@ -677,8 +714,21 @@ def where(condition, input=None, other=None):
     of its non-zero elements (``nonzero(as_tuple=True)``)."""
     if input is None and other is None:
         return condition.nonzero(as_tuple=True)
+    if condition._data.dtype.kind != "b":
+        raise RuntimeError("where expected condition to be a boolean tensor, but got a tensor "
+                           f"with dtype {_dtype_word(condition)}")
     a, b = promote(input, other)
     T = tensor_cls()
     if not isinstance(a, T) and not isinstance(b, T):
         a = condition.new_full((), a, dtype=result_dtype(a, b))
-    return Where.apply(condition, a, b)
+    try:
+        return Where.apply(condition, a, b)
+    except ValueError:
+        raise_if_not_broadcastable(condition, a, b)
+        raise
+
+
+def _dtype_word(t):
+    return {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
+            "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte"}.get(
+        t._data.dtype.name, t._data.dtype.name)

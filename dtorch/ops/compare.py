@@ -3,7 +3,7 @@ outputs are bool (or integer) tensors."""
 
 from ..autograd.function import Primitive
 from . import register
-from ._util import promote
+from ._util import promote, raise_if_not_broadcastable
 
 
 class _Compare(Primitive):
@@ -19,7 +19,12 @@ def _comparison(ufunc, name, op, reflected_op, doc):
     cls = type(title, (_Compare,), {"ufunc": ufunc})
 
     def fn(input, other):
-        return cls.apply(*promote(input, other))
+        a, b = promote(input, other)
+        try:
+            return cls.apply(a, b)
+        except ValueError:
+            raise_if_not_broadcastable(a, b)
+            raise
 
     fn.__name__ = name
     fn.__doc__ = doc

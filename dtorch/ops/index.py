@@ -5,6 +5,7 @@ import numpy as np
 
 from .. import _backend
 from ..autograd.function import Primitive
+from . import register
 from ._util import tensor_cls, unbroadcast
 
 
@@ -28,7 +29,11 @@ def convert_index(index, xp):
                              if isinstance(it, list) else it)
             out.append(arr)
             basic = False
-        elif it is None or it is Ellipsis or isinstance(it, (int, np.integer, slice)):
+        elif isinstance(it, slice):
+            if it.step is not None and it.step <= 0:
+                raise ValueError("step must be greater than zero")
+            out.append(it)
+        elif it is None or it is Ellipsis or isinstance(it, (int, np.integer)):
             if isinstance(it, bool):
                 basic = False
             out.append(it)
@@ -73,7 +78,30 @@ class AdvancedIndex(Primitive):
 
 def getitem(t, index):
     idx, basic = convert_index(index, _backend.get_array_module(t._data))
-    return (Index if basic else AdvancedIndex).apply(t, idx)
+    try:
+        return (Index if basic else AdvancedIndex).apply(t, idx)
+    except IndexError as exc:
+        raise index_error(exc, t, idx) from None
+
+
+def index_error(exc, t, idx):
+    """NumPy's IndexError in PyTorch's words (dimension, not axis; the mask shapes)."""
+    msg = str(exc)
+    if msg.startswith("too many indices"):
+        return IndexError(f"too many indices for tensor of dimension {t.ndim}")
+    if msg.startswith("boolean index did not match"):
+        items = idx if isinstance(idx, tuple) else (idx,)
+        pos = 0
+        for it in items:
+            if getattr(it, "dtype", None) is not None and it.dtype.kind == "b":
+                shape = list(t.shape[pos:pos + it.ndim])
+                if list(it.shape) != shape:
+                    return IndexError(f"The shape of the mask {list(it.shape)} at index {pos} "
+                                      f"does not match the shape of the indexed tensor "
+                                      f"{list(t.shape)} at index {pos}")
+            if it is not None:
+                pos += getattr(it, "ndim", 1) if it is not Ellipsis else 0
+    return IndexError(msg.replace(" axis ", " dimension "))
 
 
 class IndexPut(Primitive):
@@ -108,3 +136,44 @@ def index_put(t, index, value):
     elif not isinstance(value, (int, float, bool, np.generic)):
         value = T._wrap(_backend.get_array_module(t._data).asarray(value, dtype=t._data.dtype))
     return IndexPut.apply(t, value, idx)
+
+
+class Nonzero(Primitive):
+    differentiable = False
+
+    def forward(ctx, a):
+        xp = ctx.xp
+        return xp.stack(xp.nonzero(a), axis=-1).astype(np.int64, copy=False) if a.ndim else \
+            xp.zeros((int(bool(a)), 0), dtype=np.int64)
+
+
+@register()
+def nonzero(input, *, as_tuple=False):
+    """Indices of the non-zero elements: an ``(n, input.ndim)`` int64 tensor, or with
+    ``as_tuple=True`` one 1-d index tensor per dim (usable as ``t[idx]``)."""
+    if as_tuple and input.ndim == 0:
+        return (Nonzero.apply(input.reshape(1)).reshape(-1),)
+    out = Nonzero.apply(input)
+    if not as_tuple:
+        return out
+    return tuple(out[:, d] for d in range(input.ndim))
+
+
+@register()
+def argwhere(input):
+    """``nonzero(input)``: the indices of the non-zero elements, one row each."""
+    return nonzero(input)
+
+
+@register()
+def masked_select(input, mask):
+    """The elements of ``input`` where the bool ``mask`` (broadcastable) is True, as a 1-d
+    tensor (a copy; the gradient flows back to the selected positions)."""
+    if mask._data.dtype != np.bool_:
+        raise RuntimeError(f"masked_select: expected BoolTensor for mask, got {mask.dtype}")
+    shape = tuple(np.broadcast_shapes(input.shape, mask.shape))
+    if input.shape != shape:
+        input = input.expand(shape)
+    if mask.shape != shape:
+        mask = mask.expand(shape)
+    return AdvancedIndex.apply(input, mask._data)

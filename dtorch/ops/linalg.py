@@ -31,6 +31,8 @@ class Matmul(Primitive):
         a, b = ctx.saved_tensors
         na, nb = ctx.needs_input_grad
         xp = ctx.xp
+        if a.ndim == 1 and b.ndim == 1:
+            return g * b if na else None, g * a if nb else None
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
         if a.ndim == 1:
@@ -147,6 +149,9 @@ inner = register("inner")(dot)
 @register()
 def outer(input, vec2):
     """Outer product of two 1-d tensors."""
+    for name, t in (("self", input), ("vec2", vec2)):
+        if t.ndim != 1:
+            raise RuntimeError(f"outer: Expected 1-D argument {name}, but got {t.ndim}-D")
     return input.reshape(-1, 1) * vec2.reshape(1, -1)
 
 
@@ -154,6 +159,11 @@ ger = register("ger")(outer)
 
 
 class Einsum(Primitive):
+    """Einstein summation. The gradient of each operand is itself one einsum of the output
+    gradient with the other operands; letters repeated within the operand (diagonals, ``'ii'``)
+    are renamed and tied back with identity matrices, and letters summed over in that operand
+    alone are broadcast with vectors of ones."""
+
     def forward(ctx, *arrays, spec):
         ctx.save_for_backward(*arrays)
         ctx.spec = spec
@@ -171,17 +181,26 @@ class Einsum(Primitive):
                 continue
             others = [(s, a) for j, (s, a) in enumerate(zip(subs, arrays)) if j != i]
             available = set(output).union(*[set(s) for s, _ in others])
-            # Letters summed over in this operand alone get their gradient by broadcasting.
+            sizes = dict(zip(sub, arrays[i].shape))
             kept = "".join(c for c in dict.fromkeys(sub) if c in available)
-            spec = ",".join([output] + [s for s, _ in others]) + "->" + kept
-            grad = xp.einsum(spec, g, *[a for _, a in others])
-            shape = [arrays[i].shape[sub.index(c)] if c in kept else 1 for c in sub]
-            full = grad.reshape([grad.shape[kept.index(c)] if c in kept else 1 for c in sub])
-            if len(set(sub)) != len(sub):
-                raise RuntimeError("einsum backward does not support repeated subscripts within "
-                                   "one operand (diagonals)")
-            grads.append(xp.broadcast_to(full, shape).astype(g.dtype, copy=True)
-                         if full.shape != tuple(shape) else full)
+            terms = [output] + [s for s, _ in others]
+            operands = [g] + [a for _, a in others]
+            free = iter(c for c in string.ascii_letters
+                        if c not in ctx.spec)
+            target = []
+            for c in sub:
+                if c in target:  # a repeated letter: a fresh one, tied by an identity matrix
+                    n = next(free)
+                    terms.append(c + n)
+                    operands.append(xp.eye(sizes[c], dtype=g.dtype))
+                    target.append(n)
+                else:
+                    target.append(c)
+                    if c not in kept:  # summed in this operand only: broadcast back
+                        terms.append(c)
+                        operands.append(xp.ones(sizes[c], dtype=g.dtype))
+            spec = ",".join(terms) + "->" + "".join(target)
+            grads.append(xp.einsum(spec, *operands).astype(g.dtype, copy=False))
         return tuple(grads)
 
 
@@ -207,11 +226,17 @@ def _explicit_spec(equation, tensors):
         output = ell + "".join(sorted(c for c, k in counts.items() if k == 1 and c not in ell))
     else:
         output = output.replace("...", ell)
-    for s, t in zip(subs, tensors):
+    seen = {}
+    for k, (s, t) in enumerate(zip(subs, tensors)):
         if len(s) != t.ndim:
             raise RuntimeError(f"einsum(): the number of subscripts in the equation ({len(s)}) "
                                f"does not match the number of dimensions ({t.ndim}) for operand "
-                               f"{subs.index(s)} and no ellipsis was given")
+                               f"{k} and no ellipsis was given")
+        for c, n in zip(s, t.shape):
+            if seen.get(c, n) != n and 1 not in (n, seen[c]):
+                raise RuntimeError(f"einsum(): subscript {c} has size {n} for operand {k} which "
+                                   f"does not broadcast with previously seen size {seen[c]}")
+            seen[c] = n if seen.get(c, 1) == 1 else seen[c]
     return ",".join(subs) + "->" + output
 
 

@@ -257,6 +257,9 @@ class _Arg(Primitive):
 
     def forward(ctx, a, dim, keepdim):
         xp = ctx.xp
+        if a.size == 0:
+            raise IndexError(f"{ctx.fn}(): Expected reduction dim to be specified for "
+                             "input.numel() == 0.")
         if dim is None:
             out = getattr(xp, ctx.fn)(a.reshape(-1))
             if keepdim:
@@ -301,7 +304,28 @@ class Var(Primitive):
         return expand_reduced(g, diff.shape, dims, keepdim) * (2 / denom) * diff
 
 
+class Std(Primitive):
+    """sqrt of :class:`Var`, fused so that the gradient where the deviation is 0 is 0 (as in
+    PyTorch) rather than ``0 * inf = nan``."""
+
+    def forward(ctx, a, dims, correction, keepdim):
+        out = ctx.xp.sqrt(Var.forward(ctx, a, dims, correction, keepdim))
+        ctx.save_for_backward(ctx.saved_tensors[0], out)
+        return out
+
+    def backward(ctx, g):
+        diff, out = ctx.saved_tensors
+        dims, keepdim, denom = ctx.meta
+        xp = ctx.xp
+        out = expand_reduced(out, diff.shape, dims, keepdim)
+        scale = xp.where(out == 0, 0, expand_reduced(g, diff.shape, dims, keepdim) /
+                         xp.where(out == 0, 1, out * denom))
+        return (scale * diff).astype(diff.dtype, copy=False)
+
+
 def _var_args(input, dim, unbiased, keepdim, correction):
+    if input._data.dtype.kind != "f":
+        raise RuntimeError("std and var only support floating point and complex dtypes")
     if isinstance(dim, bool):  # var(input, unbiased)
         unbiased, dim = dim, None
     if correction is None:
@@ -314,13 +338,14 @@ def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """Variance over ``dim`` with Bessel's ``correction`` (1 by default; ``unbiased=False`` is
     ``correction=0``)."""
     dims, correction, keepdim = _var_args(input, dim, unbiased, keepdim, correction)
-    return Var.apply(float_input(input), dims, correction, keepdim)
+    return Var.apply(input, dims, correction, keepdim)
 
 
 @register()
 def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """Standard deviation: ``sqrt(var(...))`` with the same arguments."""
-    return var(input, dim, unbiased, keepdim, correction=correction).sqrt()
+    dims, correction, keepdim = _var_args(input, dim, unbiased, keepdim, correction)
+    return Std.apply(input, dims, correction, keepdim)
 
 
 @register()
@@ -412,8 +437,9 @@ class Logsumexp(Primitive):
 
 @register()
 def logsumexp(input, dim, keepdim=False):
-    """``log(sum(exp(input), dim))``, computed stably."""
-    return Logsumexp.apply(float_input(input), wrap_dims(dim, input.ndim), keepdim)
+    """``log(sum(exp(input), dim))``, computed stably (rows of ``-inf`` give ``-inf``)."""
+    dims = wrap_dims(dim, input.ndim)
+    return Logsumexp.apply(float_input(input), dims if input.ndim else None, keepdim)
 
 
 class Cumsum(Primitive):

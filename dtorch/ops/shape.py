@@ -126,6 +126,10 @@ def unflatten(input, dim, sizes):
     """Split dim ``dim`` into ``sizes`` (one may be -1)."""
     d = wrap_dim(dim, input.ndim)
     shape = input.shape
+    sizes = tuple(sizes)
+    if -1 not in sizes and math.prod(sizes) != shape[d]:
+        raise RuntimeError(f"unflatten: Provided sizes {list(sizes)} don't multiply up to the "
+                           f"size of dim {dim} ({shape[d]}) in the input tensor")
     sizes = _infer_shape(sizes, shape[d])
     return view(input, shape[:d] + sizes + shape[d + 1:])
 
@@ -317,7 +321,7 @@ def cat(tensors, dim=0):
     """Concatenate along an existing dim (1-d empty tensors are skipped, as in PyTorch)."""
     tensors = [t for t in tensors if not (t.ndim == 1 and t.shape[0] == 0)] or list(tensors)[:1]
     if not tensors:
-        raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
+        raise ValueError("torch.cat(): expected a non-empty list of Tensors")
     from ._util import result_dtype
 
     dt = result_dtype(*tensors)
@@ -325,11 +329,14 @@ def cat(tensors, dim=0):
     d = wrap_dim(dim, tensors[0].ndim)
     ref = tensors[0].shape
     for i, t in enumerate(tensors):
-        if t.ndim != len(ref) or any(a != b for j, (a, b) in enumerate(zip(t.shape, ref))
-                                     if j != d):
-            raise RuntimeError(
-                f"Sizes of tensors must match except in dimension {d}. Expected size "
-                f"{list(ref)} but got size {list(t.shape)} for tensor number {i} in the list.")
+        if t.ndim != len(ref):
+            raise RuntimeError(f"Tensors must have same number of dimensions: got {len(ref)} "
+                               f"and {t.ndim}")
+        for j, (a, b) in enumerate(zip(ref, t.shape)):
+            if j != d and a != b:
+                raise RuntimeError(
+                    f"Sizes of tensors must match except in dimension {d}. Expected size {a} "
+                    f"but got size {b} for tensor number {i} in the list.")
     return Cat.apply(*tensors, dim=d)
 
 
@@ -509,6 +516,16 @@ def roll(input, shifts, dims=None):
     if dims is not None:
         dims = (dims,) if isinstance(dims, int) else tuple(dims)
         shifts = (shifts,) if isinstance(shifts, int) else tuple(shifts)
+        if len(shifts) != len(dims):
+            raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, "
+                               f"dims:{len(dims)}")
+        dims = tuple(wrap_dim(d, input.ndim) for d in dims)
+    elif not isinstance(shifts, int):
+        shifts = tuple(shifts)
+        if len(shifts) != 1:
+            raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, "
+                               "dims:0")
+        shifts = shifts[0]
     return Roll.apply(input, shifts, dims)
 
 
@@ -516,14 +533,36 @@ def _index_array(index, name):
     T = tensor_cls()
     arr = index._data if isinstance(index, T) else np.asarray(index)
     if arr.dtype.kind not in "iu":
-        raise RuntimeError(f"{name}(): Expected dtype int64 for index")
+        raise RuntimeError(f"{name}(): Expected dtype int32/int64 for index")
     return arr
+
+
+def _check_along_index(name, input, dim, index, src=None):
+    """PyTorch's shape checks for gather/scatter: same ndim, and the index no larger than
+    ``input`` (and ``src``) in every dim but ``dim``."""
+    if index.ndim != input.ndim and index.size:
+        raise RuntimeError("Index tensor must have the same number of dimensions as "
+                           f"{'input' if name == 'gather' else 'self'} tensor")
+    for d, n in enumerate(index.shape):
+        if d != dim and n > input.shape[d]:
+            raise RuntimeError(f"Size does not match at dimension {d} expected index "
+                               f"{list(index.shape)} to be no larger than self "
+                               f"{list(input.shape)} apart from dimension {dim}")
+        if src is not None and n > src.shape[d]:
+            raise RuntimeError(f"Expected index {list(index.shape)} to be no larger than self "
+                               f"{list(input.shape)} apart from dimension {dim} and to be no "
+                               f"larger size than src {list(src.shape)}")
+
+
+def _out_of_bounds(exc):
+    """NumPy's IndexError for an out-of-range index, as PyTorch's RuntimeError."""
+    return RuntimeError(str(exc).replace(" axis ", " dimension "))
 
 
 class Gather(Primitive):
     def forward(ctx, a, dim, index):
         ctx.meta = (a.shape, dim, index)
-        return ctx.xp.take_along_axis(a, index, axis=dim)
+        return a[_along_index(ctx.xp, dim, index)]
 
     def backward(ctx, g):
         shape, dim, index = ctx.meta
@@ -548,9 +587,11 @@ def gather(input, dim, index, *, sparse_grad=False):
     """``out[i][j] = input[index[i][j]][j]`` for ``dim=0`` (and so on)."""
     d = wrap_dim(dim, input.ndim)
     idx = _index_array(index, "gather")
-    if idx.ndim != input.ndim:
-        raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
-    return Gather.apply(input, d, idx)
+    _check_along_index("gather", input, d, idx)
+    try:
+        return Gather.apply(input, d, idx)
+    except IndexError as exc:
+        raise _out_of_bounds(exc) from None
 
 
 class Scatter(Primitive):
@@ -574,7 +615,7 @@ class Scatter(Primitive):
         xp = ctx.xp
         sel = _along_index(xp, dim, index)
         ga = gs = None
-        na, ns = ctx.needs_input_grad
+        na, ns = ctx.needs_input_grad[:2]
         if na:
             ga = g.copy()
             if reduce is None:
@@ -592,9 +633,23 @@ def scatter(input, dim, index, src=None, *, value=None, reduce=None):
         src = value
     d = wrap_dim(dim, input.ndim)
     T = tensor_cls()
-    if isinstance(src, T) and src._data.dtype != input._data.dtype:
-        src = src._to(None, input.dtype)
-    return Scatter.apply(input, src, d, _index_array(index, "scatter"), reduce)
+    idx = _index_array(index, "scatter")
+    if isinstance(src, T):
+        _check_along_index("scatter", input, d, idx, src)
+        if src._data.dtype != input._data.dtype:
+            src = src._to(None, input.dtype)
+    else:
+        _check_along_index("scatter", input, d, idx)
+    if reduce not in (None, "add", "multiply"):
+        raise RuntimeError(f"reduce argument must be either add or multiply, got {reduce}")
+    if reduce == "multiply" and (input.requires_grad or isinstance(src, T) and
+                                 src.requires_grad):
+        raise RuntimeError("scatter(): the derivative for reduce='multiply' is not "
+                           "implemented; use scatter_reduce or compute it without grad")
+    try:
+        return Scatter.apply(input, src, d, idx, reduce)
+    except IndexError as exc:
+        raise _out_of_bounds(exc) from None
 
 
 @register(inplace=True)
@@ -620,8 +675,13 @@ class IndexSelect(Primitive):
 @register()
 def index_select(input, dim, index):
     """The entries of ``input`` at ``index`` (1-d) along ``dim``."""
-    idx = _index_array(index, "index_select").reshape(-1)
-    return IndexSelect.apply(input, wrap_dim(dim, input.ndim), idx)
+    idx = _index_array(index, "index_select")
+    if idx.ndim > 1:
+        raise IndexError("index_select(): Index is supposed to be a vector")
+    try:
+        return IndexSelect.apply(input, wrap_dim(dim, input.ndim), idx.reshape(-1))
+    except IndexError:
+        raise IndexError("index out of range in self") from None
 
 
 class MaskedFill(Primitive):
