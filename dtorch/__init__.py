@@ -123,3 +123,6 @@ def detach(input):
 __version__ = "0.1.0"
 from . import nn  # noqa: E402
 from . import optim  # noqa: E402
+from . import utils, vision  # noqa: E402
+from .serialization import load, save  # noqa: E402
+from .utils.dlpack import from_dlpack  # noqa: E402

@@ -1,0 +1,3 @@
+"""``dtorch.utils``: data loading (``data``) and array interchange (``dlpack``)."""
+
+from . import data, dlpack

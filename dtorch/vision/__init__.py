@@ -1,0 +1,3 @@
+"""``dtorch.vision``: image datasets and transforms (the parts of torchvision the examples use)."""
+
+from . import datasets, transforms
