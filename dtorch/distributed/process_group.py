@@ -159,9 +159,11 @@ class _World:
         self.counter = 0
 
     def device_index(self):
+        """This rank's GPU: LOCAL_RANK (as set by launchers), else the rank on this machine."""
         from .._backend import cupy_module
 
-        return self.local_rank % cupy_module().cuda.runtime.getDeviceCount()
+        local = int(os.environ.get("LOCAL_RANK", self.local_rank))
+        return local % cupy_module().cuda.runtime.getDeviceCount()
 
     def abort(self, reason, code=1):
         """End the whole job: tell the others through the store, then MPI_Abort or exit."""
