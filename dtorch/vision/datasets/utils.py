@@ -51,12 +51,17 @@ def _fetch(url, part, timeout):
         raise
     with resp:
         mode = "ab" if (have and resp.status == 206) else "wb"
+        expected, got = resp.length, 0  # Content-Length of this response (None if unknown)
         with open(part, mode) as out:
             while True:
                 chunk = resp.read(_CHUNK)
                 if not chunk:
                     break
                 out.write(chunk)
+                got += len(chunk)
+        if expected is not None and got < expected:
+            # http.client returns b"" when the peer closes early; make it a retryable error
+            raise http.client.IncompleteRead(b"", expected - got)
 
 
 def download_url(url, root, filename=None, md5=None, max_attempts=3, timeout=60):
