@@ -67,9 +67,17 @@ def expand_reduced(grad, shape, dims, keepdim):
     return grad.reshape(out)
 
 
+_TENSOR = []
+
+
 def tensor_cls():
+    """The Tensor class (imported on first use: ``_tensor`` imports the ops). Cached, because an
+    import statement on every call cost about a microsecond per op."""
+    if _TENSOR:
+        return _TENSOR[0]
     from .._tensor import Tensor
 
+    _TENSOR.append(Tensor)
     return Tensor
 
 

@@ -34,7 +34,7 @@ def _apply2(cls, a, b, *args, **kwargs):
 # ----------------------------------------------------------------------------- binary ops
 class Add(Primitive):
     def forward(ctx, a, b, alpha=1):
-        ctx.shapes, ctx.alpha = (_shape(a), _shape(b)), alpha
+        ctx.shapes, ctx.alpha = (getattr(a, "shape", ()), getattr(b, "shape", ())), alpha
         return a + b if alpha == 1 else a + alpha * b
 
     def backward(ctx, g):
@@ -49,12 +49,16 @@ class Add(Primitive):
 def add(input, other, *, alpha=1):
     """``input + alpha * other`` with broadcasting."""
     a, b = promote(input, other)
-    return _apply2(Add, a, b, alpha=alpha)
+    try:
+        return Add.apply(a, b, alpha=alpha)
+    except ValueError:
+        raise_if_not_broadcastable(a, b)
+        raise
 
 
 class Sub(Primitive):
     def forward(ctx, a, b, alpha=1):
-        ctx.shapes, ctx.alpha = (_shape(a), _shape(b)), alpha
+        ctx.shapes, ctx.alpha = (getattr(a, "shape", ()), getattr(b, "shape", ())), alpha
         return a - b if alpha == 1 else a - alpha * b
 
     def backward(ctx, g):
@@ -72,7 +76,11 @@ def sub(input, other, *, alpha=1):
     if getattr(a, "dtype", None) is D.bool_ and getattr(b, "dtype", D.bool_) is D.bool_:
         raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not "
                            "supported. Use the `^` or `logical_xor()` operator instead.")
-    return _apply2(Sub, a, b, alpha=alpha)
+    try:
+        return Sub.apply(a, b, alpha=alpha)
+    except ValueError:
+        raise_if_not_broadcastable(a, b)
+        raise
 
 
 subtract = register("subtract", inplace=True)(sub)
@@ -95,7 +103,11 @@ class Mul(Primitive):
 def mul(input, other):
     """Elementwise product with broadcasting."""
     a, b = promote(input, other)
-    return _apply2(Mul, a, b)
+    try:
+        return Mul.apply(a, b)
+    except ValueError:
+        raise_if_not_broadcastable(a, b)
+        raise
 
 
 multiply = register("multiply", inplace=True)(mul)
@@ -144,7 +156,11 @@ def div(input, other, *, rounding_mode=None):
         T = tensor_cls()
         a = float_input(a) if isinstance(a, T) else float(a)
         b = float_input(b) if isinstance(b, T) else float(b)
-    return _apply2(Div, a, b)
+    try:
+        return Div.apply(a, b)
+    except ValueError:
+        raise_if_not_broadcastable(a, b)
+        raise
 
 
 divide = register("divide", inplace=True)(div)
