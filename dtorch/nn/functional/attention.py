@@ -33,6 +33,13 @@ def _safe_softmax(scores):
     return softmax(scores, -1)
 
 
+def _repeat_heads(x, rep):
+    """Repeat each head (dim -3) ``rep`` times, adjacent (``repeat_interleave``)."""
+    shape = tuple(x.shape)
+    x = x.unsqueeze(-3).expand(shape[:-2] + (rep,) + shape[-2:])
+    return x.reshape(shape[:-3] + (shape[-3] * rep,) + shape[-2:])
+
+
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0,
                                  is_causal=False, scale=None, enable_gqa=False):
     """``softmax(Q K^T * scale + mask) V``.
@@ -64,8 +71,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
                            f"{query.shape[-1]} and {key.shape[-1]}")
     if enable_gqa and query.ndim >= 3 and key.shape[-3] != query.shape[-3]:
         rep = query.shape[-3] // key.shape[-3]
-        key = key.repeat_interleave(rep, -3)
-        value = value.repeat_interleave(rep, -3)
+        key, value = _repeat_heads(key, rep), _repeat_heads(value, rep)
     L, S = query.shape[-2], key.shape[-2]
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
     scores = (query @ key.transpose(-2, -1)) * scale
