@@ -492,6 +492,10 @@ class FileStore(Store):
                 os.close(self._fd)
 
     def __del__(self):
+        # NOTE: the collector may run this inside another FileStore's locked section on this
+        # thread; closing then would drop that section's fcntl lock, so leave the fd be.
+        if getattr(self, "_closed", True) or _FILE_LOCK._is_owned():
+            return
         try:
             self.close()
         except Exception:
@@ -598,7 +602,7 @@ class _TCPServer:
             raise DistNetworkError(f"TCPStore server cannot listen on {host}:{port}: {e}") from e
         self.port = self._sock.getsockname()[1]
         self._clients: set[socket.socket] = set()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._closed = False
         threading.Thread(target=self._accept_loop, name=f"TCPStore-{self.port}",
                          daemon=True).start()
@@ -721,7 +725,9 @@ class _TCPServer:
 
 
 _servers: dict[tuple[str, int], _TCPServer] = {}
-_servers_lock = threading.Lock()
+# Reentrant: the garbage collector may run a dead TCPStore's __del__ (which takes this lock)
+# inside a TCPStore constructor that holds it.
+_servers_lock = threading.RLock()
 
 
 class TCPStore(Store):

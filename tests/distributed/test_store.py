@@ -191,7 +191,7 @@ print("ok")
 
 @pytest.mark.parametrize("kind", ["file", "tcp"])
 def test_multiprocess_counter_is_atomic(kind, tmp_path):
-    n, reps = 4, 40
+    n, reps = 3, 40
     path = str(tmp_path / "fs")
     master = None
     if kind == "tcp":
