@@ -128,10 +128,11 @@ class Div(Primitive):
 
 
 class DivRounded(Primitive):
-    differentiable = False
+    """``div`` with ``rounding_mode``: piecewise constant, so the gradient is zero (PyTorch)."""
 
     def forward(ctx, a, b, mode):
         xp = ctx.xp
+        ctx.shapes = (getattr(a, "shape", ()), getattr(b, "shape", ()))
         if mode == "floor":
             return xp.floor_divide(a, b)
         if xp.result_type(a, b).kind in "iu":
@@ -140,6 +141,12 @@ class DivRounded(Primitive):
             return q + ((q < 0) & (q * b != a))
         q = a / b
         return xp.trunc(q).astype(q.dtype) if hasattr(q, "dtype") else math.trunc(q)
+
+    def backward(ctx, g):
+        na, nb = ctx.needs_input_grad[:2]
+        xp = ctx.xp
+        return (xp.zeros(ctx.shapes[0], g.dtype) if na else None,
+                xp.zeros(ctx.shapes[1], g.dtype) if nb else None)
 
 
 @register(operators=("__truediv__",), reflected=("__rtruediv__",), inplace=True,
