@@ -53,7 +53,7 @@ def test_linear_regression_learns_weight_two():
 
 def _check_digits_output(out, tmp_path, epochs):
     acc = float(out.split("final test accuracy ")[1].split()[0])
-    assert acc >= 0.9, out
+    assert acc >= 0.95, out
     assert f"epoch {epochs:2d}/{epochs}" in out
     assert (tmp_path / "checkpoint.pt").exists() and (tmp_path / "digits.png").exists()
 
@@ -70,7 +70,7 @@ def test_train_digits_single_process(tmp_path):
 @pytest.mark.skipif(shutil.which("mpiexec") is None, reason="mpiexec is not installed")
 def test_train_digits_main_job_under_mpiexec(tmp_path):
     out = run(["timeout", "280", "mpiexec", "-n", "2", sys.executable,
-               str(ROOT / "examples" / "train_digits.py"), "--epochs", "3", "--no-progress",
+               str(ROOT / "examples" / "train_digits.py"), "--epochs", "6", "--no-progress",
                "--out", str(tmp_path)], timeout=300)
     assert "2 rank(s)" in out
-    _check_digits_output(out, tmp_path, 3)
+    _check_digits_output(out, tmp_path, 6)
