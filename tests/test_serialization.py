@@ -263,3 +263,41 @@ def test_file_object_without_seek_is_supported():
     buf = io.BytesIO()
     dtorch.save([dtorch.ones(3)], buf)
     assert dtorch.load(io.BufferedReader(OneWay(buf.getvalue())))[0].tolist() == [1.0] * 3
+
+
+def test_module_and_optimizer_state_roundtrip_resumes_training_exactly(tmp_path):
+    from dtorch import nn, optim
+
+    def make():
+        dtorch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 1))
+        return model, optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+    def step(model, opt, x):
+        opt.zero_grad()
+        model(x).pow(2).mean().backward()
+        opt.step()
+
+    x = dtorch.randn(8, 3)
+    model, opt = make()
+    step(model, opt, x)
+    path = tmp_path / "ckpt.pt"
+    dtorch.save({"model": model.state_dict(), "opt": opt.state_dict()}, path)
+    step(model, opt, x)                                 # the run that was not interrupted
+
+    model2, opt2 = make()
+    ckpt = dtorch.load(path)
+    model2.load_state_dict(ckpt["model"])
+    opt2.load_state_dict(ckpt["opt"])
+    step(model2, opt2, x)                               # the resumed run
+    for a, b in zip(model.state_dict().values(), model2.state_dict().values()):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    saved_param = dtorch.load(_buf(model[0].weight))
+    assert type(saved_param) is nn.Parameter and saved_param.requires_grad
+
+
+def _buf(obj):
+    buf = io.BytesIO()
+    dtorch.save(obj, buf)
+    buf.seek(0)
+    return buf

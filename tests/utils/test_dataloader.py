@@ -83,7 +83,7 @@ class Slow(Dataset):
         return 8
 
     def __getitem__(self, i):
-        time.sleep(3 if i == 2 else 0.0)
+        time.sleep(1.5 if i == 2 else 0.0)
         return i
 
 
@@ -347,3 +347,13 @@ def test_workers_exit_when_the_main_process_is_killed(tmp_path):
     while not all(_gone(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert all(_gone(p) for p in pids)
+
+
+def test_spawn_context_matches_fork():
+    ds = _dataset(12)
+    fork = [y.tolist() for _, y in DataLoader(ds, batch_size=4, num_workers=1)]
+    spawn = [y.tolist() for _, y in DataLoader(ds, batch_size=4, num_workers=1,
+                                               multiprocessing_context="spawn")]
+    assert fork == spawn == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]]
+    with pytest.raises(ValueError, match="multiprocessing_context option should specify"):
+        DataLoader(ds, multiprocessing_context="teleport")

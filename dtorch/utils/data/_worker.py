@@ -324,12 +324,14 @@ def _watch_parent(parent_pid, prefix):
 
 
 def worker_loop(is_iterable, dataset, index_queue, data_queue, done_event, auto_collation,
-                collate_fn, drop_last, base_seed, init_fn, worker_id, num_workers, parent_pid,
-                shm_prefix):
+                collate_fn, drop_last, base_seed, init_fn, worker_id, num_workers, shm_prefix):
     """Body of worker process ``worker_id`` (see the module docstring)."""
     global _worker_info
     import dtorch
 
+    # NOTE: the process that started us (the main process with fork/spawn, the fork server with
+    # forkserver, which exits with the main process); when it is gone we are orphaned.
+    parent_pid = os.getppid()
     try:
         seed = base_seed + worker_id
         random.seed(seed)
@@ -351,7 +353,9 @@ def worker_loop(is_iterable, dataset, index_queue, data_queue, done_event, auto_
             try:
                 r = index_queue.get(timeout=POLL_INTERVAL)
             except queue.Empty:
-                if os.getppid() != parent_pid:
+                # NOTE: the None sent at shutdown may never arrive: when the iterator dies in a
+                # garbage cycle, its index queues' feeder threads are finalised first.
+                if done_event.is_set() or os.getppid() != parent_pid:
                     break
                 continue
             if r is None:

@@ -294,8 +294,7 @@ class _MultiProcessIter(_BaseIter):
                 w = ctx.Process(target=_worker.worker_loop, daemon=True, args=(
                     self._is_iterable, self._dataset, iq, self._result_queue, self._done_event,
                     self._auto_collation, self._collate_fn, self._drop_last, self._base_seed,
-                    loader.worker_init_fn, i, self._num_workers, os.getpid(),
-                    self._shm_prefix))
+                    loader.worker_init_fn, i, self._num_workers, self._shm_prefix))
                 self._index_queues.append(iq)
                 self._workers.append(w)
                 w.start()
