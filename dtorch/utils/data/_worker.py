@@ -355,7 +355,10 @@ def worker_loop(is_iterable, dataset, index_queue, data_queue, done_event, auto_
             except queue.Empty:
                 # NOTE: the None sent at shutdown may never arrive: when the iterator dies in a
                 # garbage cycle, its index queues' feeder threads are finalised first.
-                if done_event.is_set() or os.getppid() != parent_pid:
+                if os.getppid() != parent_pid:  # orphaned: nobody will read our batches
+                    sweep_segments(f"{shm_prefix}{worker_id}_")
+                    break
+                if done_event.is_set():
                     break
                 continue
             if r is None:
