@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import signal
 import socket
 import sys
@@ -400,7 +401,8 @@ class Agent:
                       if w.returncode not in (0, None) and not w.signalled_by_launcher),
                      key=lambda w: w.exit_time)
         pm = server.failure if server is not None else None
-        root = own[0] if own else None
+        root = self._root_cause(own, pm)
+        own = [root] + [w for w in own if w is not root] if root is not None else own
         if root is not None:
             text = self._describe(root)
         else:
@@ -414,6 +416,25 @@ class Agent:
             code = rc if rc > 0 else 128 - rc
         return code, self._summary(attempt, winner if elsewhere else text,
                                    own if elsewhere else own[1:], pm)
+
+    @staticmethod
+    def _root_cause(own, pm):
+        """The worker that failed first *on its own account*.
+
+        Exit order alone misleads under MPI: dtorch ends the peers of a rank that raised
+        (they exit at once) while that rank is still inside ``MPI_Abort``. So: the rank the
+        process manager saw call ``MPI_Abort``, else the earliest with a Python traceback,
+        else the earliest.
+        """
+        if not own:
+            return None
+        m = re.match(r"rank (\d+) called MPI_Abort", pm or "")
+        if m is not None:
+            for w in own:
+                if w.rank == int(m.group(1)):
+                    return w
+        with_tb = [w for w in own if w.traceback()]
+        return (with_tb or own)[0]
 
     def _describe(self, w) -> str:
         lines = [f"rank {w.rank} (local rank {w.local_rank}, node {self.cfg.node_rank}, "
