@@ -10,12 +10,7 @@ import numpy as _np
 # NOTE: PyTorch follows IEEE semantics silently (1/0 is inf, log(0) is -inf); NumPy would warn.
 _np.seterr(all="ignore")
 
-from . import (  # noqa: E402
-    _dtype,  # noqa: E402
-    autograd,
-    cuda,
-    return_types,
-)
+from . import _dtype, autograd, cuda, return_types  # noqa: E402
 from . import ops as _ops  # noqa: E402
 from ._creation import (  # noqa: E402
     arange,
@@ -43,14 +38,10 @@ from ._creation import (  # noqa: E402
     zeros,
     zeros_like,
 )
-from ._creation import (
-    legacy_types as _legacy_types,
-)
+from ._creation import legacy_types as _legacy_types  # noqa: E402
 from ._device import device  # noqa: E402
+from ._dtype import bool_ as bool  # noqa: E402, A004
 from ._dtype import (  # noqa: E402
-    bool_ as bool,  # noqa: A004
-)
-from ._dtype import (
     double,
     dtype,
     float,  # noqa: A004
@@ -70,8 +61,8 @@ from ._dtype import (
     short,
     uint8,
 )
-from ._tensor import Size, Tensor  # noqa: E402
 from ._printing import set_printoptions  # noqa: E402
+from ._tensor import Size, Tensor  # noqa: E402
 from .autograd import enable_grad, inference_mode, no_grad, set_grad_enabled  # noqa: E402
 from .autograd.grad_mode import is_grad_enabled, is_inference_mode_enabled  # noqa: E402
 from .random import (  # noqa: E402
@@ -84,7 +75,6 @@ from .random import (  # noqa: E402
     set_rng_state,
 )
 
-_ops.install(globals(), Tensor)
 globals().update(_legacy_types(cuda=False))
 
 
@@ -121,8 +111,12 @@ def detach(input):
 
 
 __version__ = "0.1.0"
-from . import nn  # noqa: E402
-from . import optim  # noqa: E402
-from . import utils, vision  # noqa: E402
+
+# Subpackages that build on the core (they import dtorch themselves, hence last).
+from . import nn, optim, utils, vision  # noqa: E402
 from .serialization import load, save  # noqa: E402
 from .utils.dlpack import from_dlpack  # noqa: E402
+
+# NOTE: last, so that ops registered by subpackages (softmax, log_softmax in nn.functional) are
+# installed by the same loop as the core ops.
+_ops.install(globals(), Tensor)

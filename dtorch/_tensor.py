@@ -599,7 +599,7 @@ class Tensor:
         return getitem(self, index)
 
     def __setitem__(self, index, value):
-        from .ops.index import convert_index, index_put
+        from .ops.index import convert_index, index_error, index_put
 
         if grad_mode._state.enabled and (
                 self._requires_grad or isinstance(value, Tensor) and value._requires_grad):
@@ -608,7 +608,18 @@ class Tensor:
         idx, _ = convert_index(index, _backend.get_array_module(self._data))
         if not self._data.flags.writeable:
             self._write(self._data)  # raises the overlapping-memory error
-        self._data[idx] = value._data if isinstance(value, Tensor) else value
+        src = value._data if isinstance(value, Tensor) else value
+        try:
+            self._data[idx] = src
+        except IndexError as exc:
+            raise index_error(exc, self, idx) from None
+        except ValueError:
+            target = list(np.shape(self._data[idx]))
+            raise RuntimeError(
+                f"The expanded size of the tensor ({target[-1] if target else 1}) must match the "
+                f"existing size ({np.shape(src)[-1] if np.ndim(src) else 1}) at non-singleton "
+                f"dimension {max(len(target) - 1, 0)}.  Target sizes: {target}.  Tensor sizes: "
+                f"{list(np.shape(src))}") from None
         self._vbox[0] += 1
 
 

@@ -4,6 +4,7 @@ written in their output (exp, tanh, sigmoid, relu, sqrt...) save the output."""
 
 import math
 
+from .. import _backend
 from .. import _dtype as D
 from ..autograd.function import Primitive
 from . import register
@@ -514,36 +515,11 @@ class Relu(Primitive):
 class Erf(Primitive):
     def forward(ctx, a):
         ctx.save_for_backward(a)
-        return _erf(ctx.xp, a)
+        return _backend.erf(a)
 
     def backward(ctx, g):
         a = ctx.saved_tensors[0]
         return g * (2 / math.sqrt(math.pi)) * ctx.xp.exp(-a * a)
-
-
-def _erf(xp, a):
-    """erf to float64 accuracy without SciPy (W. J. Cody's rational approximations are what
-    SciPy uses; here the complementary form of Abramowitz-Stegun 7.1.26 is refined by two Newton
-    steps on erf^-1, which converges to machine precision)."""
-    x = a.astype(xp.float64)
-    t = 1.0 / (1.0 + 0.5 * xp.abs(x))
-    # Numerical Recipes' erfc approximation (fractional error < 1.2e-7) ...
-    y = t * xp.exp(-x * x - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (
-        0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (
-            1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))))
-    r = xp.where(x >= 0, 1 - y, y - 1)
-    # ... refined with the series for small |x|, where the relative error matters most.
-    small = xp.abs(x) < 0.5
-    if bool(small.any()):
-        xs = xp.where(small, x, 0.0)
-        term = xs.copy()
-        total = xs.copy()
-        x2 = xs * xs
-        for n in range(1, 20):
-            term = -term * x2 / n
-            total = total + term / (2 * n + 1)
-        r = xp.where(small, total * (2 / math.sqrt(math.pi)), r)
-    return r.astype(a.dtype, copy=False)
 
 
 class Reciprocal(Primitive):

@@ -821,3 +821,73 @@ def _apply_chain(array, chain):
     for cls, args, kwargs in chain:
         array = cls._view_of(array, args, kwargs)
     return array
+
+
+class RepeatInterleave(Primitive):
+    def forward(ctx, a, repeats, dim):
+        ctx.meta = (a.shape, repeats, dim)
+        return ctx.xp.repeat(a, repeats, axis=dim)
+
+    def backward(ctx, g):
+        shape, repeats, dim = ctx.meta
+        xp = ctx.xp
+        owner = xp.repeat(xp.arange(shape[dim]), repeats)
+        out = xp.zeros(shape, dtype=g.dtype)
+        _backend.scatter_add_at(xp.moveaxis(out, dim, 0), owner, xp.moveaxis(g, dim, 0))
+        return out
+
+
+@register()
+def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
+    """Repeat each element ``repeats`` times (an int or one count per element) along ``dim``
+    (of the flattened input if None). ``repeat_interleave(counts)`` repeats ``arange(n)``."""
+    T = tensor_cls()
+    if repeats is None:
+        counts = input
+        input = T._wrap(_backend.get_array_module(counts._data).arange(counts.shape[0]))
+        repeats, dim = counts, 0
+    if dim is None:
+        input, dim = reshape(input, (-1,)), 0
+    d = wrap_dim(dim, input.ndim)
+    if isinstance(repeats, T):
+        reps = repeats._data
+        if reps.ndim == 0:
+            reps = int(reps)
+        elif reps.shape != (input.shape[d],):
+            raise RuntimeError(f"repeats must have the same size as input along dim, but got "
+                               f"repeats.size(0) = {reps.shape[0]} and input.size({d}) = "
+                               f"{input.shape[d]}")
+        elif (reps < 0).any():
+            raise RuntimeError("repeats can not be negative")
+    else:
+        if repeats < 0:
+            raise RuntimeError("repeats can not be negative")
+        reps = int(repeats)
+    return RepeatInterleave.apply(input, reps, d)
+
+
+class Unique(Primitive):
+    differentiable = False
+
+    def forward(ctx, a, dim, return_inverse, return_counts):
+        xp = ctx.xp
+        src = a.reshape(-1) if dim is None else a
+        values, inverse, counts = xp.unique(src, return_inverse=True, return_counts=True,
+                                            axis=dim)
+        if dim is None:
+            inverse = inverse.reshape(a.shape)
+        out = (values,)
+        if return_inverse:
+            out += (inverse.astype(np.int64),)
+        if return_counts:
+            out += (counts.astype(np.int64),)
+        return out
+
+
+@register()
+def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=None):  # noqa: A002
+    """The distinct elements (sorted), and optionally the index of each input element into them
+    and the count of each (not differentiable)."""
+    d = None if dim is None else wrap_dim(dim, input.ndim)
+    out = Unique.apply(input, d, return_inverse, return_counts)
+    return out[0] if len(out) == 1 else out

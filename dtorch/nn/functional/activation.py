@@ -13,6 +13,7 @@ import warnings
 import dtorch
 
 from ...autograd.function import Primitive
+from ...ops import register
 from ...ops._util import float_input, wrap_dim
 
 __all__ = [
@@ -103,6 +104,7 @@ def _float_cast(input, dtype):
 
 
 # ----------------------------------------------------------------------------- softmax family
+@register()
 def softmax(input, dim=None, _stacklevel=3, dtype=None):
     """``exp(x_i) / sum_j exp(x_j)`` along ``dim``, computed stably (fused Primitive).
 
@@ -124,6 +126,7 @@ def softmax(input, dim=None, _stacklevel=3, dtype=None):
     return Softmax.apply(input, wrap_dim(dim, input.ndim))
 
 
+@register()
 def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
     """``log(softmax(x))`` along ``dim``, computed as ``x - logsumexp(x)`` (fused Primitive, no
     overflow for large inputs; use it with :func:`nll_loss`)."""
