@@ -195,3 +195,18 @@ def test_requires_grad_rules():
     with pytest.raises(RuntimeError, match="leaf variables"):
         y.requires_grad = False
     assert torch.ones(2).requires_grad_().requires_grad
+
+
+def test_numpy_operands_mix_as_tensors():
+    x = torch.ones(2)
+    r = np.ones(2) * x
+    assert isinstance(r, torch.Tensor) and r.dtype == torch.float64
+    assert (x + np.float64(2)).dtype == torch.float32  # a NumPy scalar acts as a Python scalar
+    assert np.asarray(torch.arange(3)).tolist() == [0, 1, 2]
+
+
+def test_device_parametrized_creation(device):
+    x = torch.arange(6, device=device).view(2, 3).float()
+    assert x.device.type == device
+    assert (x * 2).sum().item() == 30.0
+    assert x.cpu().tolist() == [[0, 1, 2], [3, 4, 5]]

@@ -111,6 +111,11 @@ def promote(a, b):
     ta, tb = isinstance(a, Tensor), isinstance(b, Tensor)
     if ta and tb and a._data.dtype == b._data.dtype:
         return a, b
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        # NOTE: NumPy arrays mix with tensors as tensors (``np_array * t`` is a Tensor).
+        a = Tensor._wrap(a) if isinstance(a, np.ndarray) else a
+        b = Tensor._wrap(b) if isinstance(b, np.ndarray) else b
+        return promote(a, b)
     if ta != tb:
         t, s = (a, b) if ta else (b, a)
         kind = t._data.dtype.kind
