@@ -96,6 +96,26 @@ def start_pmi_server(world_size: int, host: str, port: int, timeout: float):
     return server, thread
 
 
+def bind_host(cfg: LaunchConfig) -> str:
+    """Where node 0 listens: the master address, except a host *name* that resolves to a
+    loopback address in a multi-node job (Debian maps its own name to 127.0.1.1, which the
+    other nodes cannot reach): then all interfaces. An IP address is bound as given."""
+    addr = cfg.master_addr
+    if cfg.nnodes == 1:
+        return addr
+    try:
+        socket.inet_pton(socket.AF_INET6 if ":" in addr else socket.AF_INET, addr)
+        return addr
+    except OSError:
+        pass
+    resolved = socket.gethostbyname(addr)
+    if resolved.startswith("127."):
+        _log(f"{addr} resolves to {resolved} here (a loopback address): listening on all "
+             "interfaces so that the other nodes can connect")
+        return "0.0.0.0"
+    return resolved
+
+
 class _LocalCoordinator:
     """One node: nothing to agree on."""
 
@@ -141,7 +161,8 @@ class _StoreCoordinator:
             self.store = FileStore(cfg.rdzv_file, cfg.nnodes, timeout=self.timeout)
             where = f"file://{cfg.rdzv_file}"
         else:
-            self.store = TCPStore(cfg.master_addr, cfg.master_port, cfg.nnodes,
+            host = bind_host(cfg) if cfg.node_rank == 0 else cfg.master_addr
+            self.store = TCPStore(host, cfg.master_port, cfg.nnodes,
                                   is_master=cfg.node_rank == 0, timeout=self.timeout,
                                   wait_for_workers=False)
             where = f"tcp://{cfg.master_addr}:{cfg.master_port}"
@@ -322,12 +343,12 @@ class Agent:
         cfg = self.cfg
         server = thread = None
         if cfg.node_rank == 0:
-            host = cfg.master_addr
-            if cfg.nnodes > 1:
-                host = socket.gethostbyname(host)
+            host = bind_host(cfg)
             port = cfg.master_port if (cfg.nnodes == 1 and cfg.master_port) else 0
             server, thread = start_pmi_server(world, host, port, cfg.rdzv_timeout)
             pmi_addr = server.address
+            if host == "0.0.0.0":
+                pmi_addr = f"{cfg.master_addr}:{server.port}"
             coord.publish_pmi(attempt, pmi_addr)
         else:
             pmi_addr = coord.wait_pmi(attempt)

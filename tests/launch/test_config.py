@@ -82,3 +82,12 @@ def test_rdzv_endpoints():
 def test_module_target_command():
     c = resolve(build_parser().parse_args(["-m", "pkg.mod", "--x"]), {})
     assert c.cmd[1:] == ["-u", "-m", "pkg.mod", "--x"]
+
+
+def test_node0_bind_address():
+    from launch.agent import bind_host
+
+    assert bind_host(cfg(["--nnodes", "2", "--master-addr", "127.0.0.1"])) == "127.0.0.1"
+    # a host *name* that resolves to loopback could not be reached from other nodes
+    assert bind_host(cfg(["--nnodes", "2", "--master-addr", "localhost"])) == "0.0.0.0"
+    assert bind_host(cfg(["--master-addr", "localhost"])) == "localhost"  # one node
