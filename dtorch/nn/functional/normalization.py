@@ -2,8 +2,9 @@
 ``local_response_norm``.
 
 Batch and layer normalization share one fused node, :class:`_NormAffine` (normalize over some
-axes, then scale and shift): fused for measured speed (one node instead of about ten, and a
-closed-form backward) and numerical stability (the variance is computed from centred values).
+axes, then scale and shift): fused for speed (one graph node and a closed-form backward instead
+of about ten composed ops) and numerical stability (the variance is computed from centred
+values).
 """
 
 from ...autograd import grad_mode
