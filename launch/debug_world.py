@@ -149,19 +149,8 @@ def run_debug_world(script: str, script_args: list[str], nranks: int, module: bo
     if nranks < 1:
         raise ValueError(f"--debug-world must be >= 1, got {nranks}")
     code, file, path0 = _load_code(script, module)
-    import dtorch.distributed as dist
-    from dtorch.distributed import process_group, threads
+    from dtorch.distributed import threads
 
-    orig_init = process_group.init_process_group
-
-    def init_process_group(backend=None, init_method=None, *args, **kwargs):
-        # NOTE: a rank thread of the debug world always joins the thread world, whatever
-        # backend or rendezvous the script names for real runs.
-        if threads.launch_context() is not None:
-            backend, init_method = "threads", None
-        return orig_init(backend, init_method, *args, **kwargs)
-
-    init_process_group.__doc__ = orig_init.__doc__
     failures = []  # (time, rank, exception) in the order the ranks failed
     lock = threading.Lock()
     peer_failed = getattr(threads, "PeerFailedError", ())
@@ -189,15 +178,14 @@ def run_debug_world(script: str, script_args: list[str], nranks: int, module: bo
             sys.stdout.flush()
             sys.stderr.flush()
 
-    saved = (sys.argv, sys.stdout, sys.stderr, os.environ, dist.init_process_group,
-             sys.modules.get("__main__"), list(sys.path))
+    saved = (sys.argv, sys.stdout, sys.stderr, os.environ, sys.modules.get("__main__"),
+             list(sys.path))
     sys.argv = [file, *script_args]
     if path0 is not None:
         sys.path.insert(0, path0)
     sys.stdout = _RankStream(sys.stdout, "stdout", lock)
     sys.stderr = _RankStream(sys.stderr, "stderr", lock)
     os.environ = _ThreadEnviron(saved[3])  # noqa: B003 -- an overlay, not a new env
-    dist.init_process_group = process_group.init_process_group = init_process_group
     sys.stderr.write(f"launch: debug world: running {script} as {nranks} rank threads of "
                      f"process {os.getpid()} (thread backend)\n")
     try:
@@ -211,9 +199,7 @@ def run_debug_world(script: str, script_args: list[str], nranks: int, module: bo
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
-        (sys.argv, sys.stdout, sys.stderr, os.environ, dist.init_process_group, main,
-         sys.path[:]) = saved
-        process_group.init_process_group = orig_init
+        (sys.argv, sys.stdout, sys.stderr, os.environ, main, sys.path[:]) = saved
         if main is not None:
             sys.modules["__main__"] = main
 

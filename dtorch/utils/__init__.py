@@ -1,3 +1,4 @@
-"""``dtorch.utils``: data loading (``data``) and array interchange (``dlpack``)."""
+"""``dtorch.utils``: data loading (``data``), array interchange (``dlpack``) and activation
+checkpointing (``checkpoint``)."""
 
-from . import data, dlpack
+from . import checkpoint, data, dlpack
