@@ -310,12 +310,14 @@ def init_process_group(backend=None, init_method=None, timeout=DEFAULT_TIMEOUT, 
         raise ValueError("trying to initialize the default process group twice!")
     from . import threads
 
-    if threads.launch_context() is not None:
+    if threads.launch_context() is not None and backend != Backend.THREADS:
         # NOTE: a thread started as a rank (spawn_threads, the launcher's --debug-world) can only
         # join its thread world, whatever backend or rendezvous the script names for real runs.
         backend, init_method = Backend.THREADS, None
-    elif backend is None and os.environ.get("DTORCH_BACKEND"):
-        backend = os.environ["DTORCH_BACKEND"]  # the launcher's --backend hint
+    elif backend is None and os.environ.get("DTORCH_BACKEND", "").lower() in Backend._ALL:
+        hint = os.environ["DTORCH_BACKEND"].lower()  # the launcher's --backend hint
+        if hint != Backend.NCCL or is_nccl_available():
+            backend = hint
     if backend is not None:
         backend = str(backend).lower()
         if backend not in Backend._ALL:

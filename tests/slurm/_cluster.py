@@ -38,6 +38,7 @@ SelectTypeParameters=CR_Core
 ReturnToService=2
 EnforcePartLimits=ALL
 MinJobAge=5
+FirstJobId={first_job_id}
 MpiDefault=none
 SlurmdParameters=config_overrides
 StateSaveLocation={d}/state
@@ -121,7 +122,12 @@ class Cluster:
                 self._old_conf = f.read()
         os.makedirs(os.path.dirname(CONF), exist_ok=True)
         with open(CONF, "w") as f:
-            f.write(SLURM_CONF.format(host=self.host, d=self.dir, cpus=self.cpus))
+            # NOTE: job ids must not repeat across test runs: MPICH names its shared-memory
+            # segments after the PMI job id, and an aborted job's leaked segment would be reused
+            # by the next job with the same id (seen as garbage in MPI_Init).
+            first = 1000 + int(time.time()) % 10_000_000 * 10
+            f.write(SLURM_CONF.format(host=self.host, d=self.dir, cpus=self.cpus,
+                                      first_job_id=first))
         _run(["slurmctld", "-i"], timeout=30)   # daemonises; -i: ignore stale state
         _run(["slurmd"], timeout=30)
         while True:
