@@ -41,10 +41,16 @@ class Matmul(Primitive):
             g = xp.expand_dims(g, -1)
         ga = gb = None
         if na:
-            ga = unbroadcast(xp.matmul(g, xp.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
+            ga = _shaped(unbroadcast(xp.matmul(g, xp.swapaxes(b2, -1, -2)), a2.shape), a.shape)
         if nb:
-            gb = unbroadcast(xp.matmul(xp.swapaxes(a2, -1, -2), g), b2.shape).reshape(b.shape)
+            gb = _shaped(unbroadcast(xp.matmul(xp.swapaxes(a2, -1, -2), g), b2.shape), b.shape)
         return ga, gb
+
+
+def _shaped(grad, shape):
+    # NOTE: no reshape when the shape is right: a fresh array (not a view) can become a leaf's
+    # .grad without a copy (see autograd.engine._stealable).
+    return grad if grad.shape == shape else grad.reshape(shape)
 
 
 class Mm(Matmul):
