@@ -22,13 +22,11 @@ def _check_adam_args(lr, betas, eps, weight_decay):
         raise ValueError(f"Invalid weight_decay value: {weight_decay}")
 
 
-def _adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, *, lr, beta1, beta2,
-                 eps, weight_decay, decoupled_weight_decay, maximize):
-    """One Adam step on raw arrays, in place (``step`` already counts this step).
-
-    m = lerp(m, g, 1 - beta1); v = beta2 v + (1 - beta2) g^2; (amsgrad: vmax = max(vmax, v));
-    param -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps).
-    """
+def _decay_and_moments(param, grad, exp_avg, exp_avg_sq, *, lr, beta1, beta2, weight_decay,
+                       decoupled_weight_decay, maximize):
+    """The part Adam, RAdam and NAdam share, in place: maximize, weight decay (L2 or decoupled),
+    then m = lerp(m, g, 1 - beta1) and v = beta2 v + (1 - beta2) g^2. Returns (xp, grad, tmp),
+    ``tmp`` a scratch array of the parameter's shape."""
     xp = get_array_module(param)
     if maximize:
         grad = -grad
@@ -44,6 +42,20 @@ def _adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, *, lr, 
     xp.multiply(grad, 1 - beta2, out=tmp)
     tmp *= grad
     exp_avg_sq += tmp
+    return xp, grad, tmp
+
+
+def _adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, *, lr, beta1, beta2,
+                 eps, weight_decay, decoupled_weight_decay, maximize):
+    """One Adam step on raw arrays, in place (``step`` already counts this step).
+
+    m = lerp(m, g, 1 - beta1); v = beta2 v + (1 - beta2) g^2; (amsgrad: vmax = max(vmax, v));
+    param -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps).
+    """
+    xp, grad, tmp = _decay_and_moments(
+        param, grad, exp_avg, exp_avg_sq, lr=lr, beta1=beta1, beta2=beta2,
+        weight_decay=weight_decay, decoupled_weight_decay=decoupled_weight_decay,
+        maximize=maximize)
     bias_correction1 = 1 - beta1 ** step
     bias_correction2_sqrt = (1 - beta2 ** step) ** 0.5
     if max_exp_avg_sq is not None:

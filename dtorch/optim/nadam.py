@@ -2,9 +2,8 @@
 
 import numpy as np
 
-from .._backend import get_array_module
 from .._tensor import Tensor
-from .adam import _check_adam_args
+from .adam import _check_adam_args, _decay_and_moments
 from .optimizer import Optimizer, _bump, _check_differentiable, _scalar_step, _zeros_like
 
 __all__ = ["NAdam"]
@@ -19,26 +18,15 @@ def _nadam_update(param, grad, exp_avg, exp_avg_sq, mu_product, step, *, lr, bet
     param -= lr (1 - mu_t) / (1 - prod mu) g / denom
              + lr mu_{t+1} / (1 - prod mu mu_{t+1}) m / denom.
     """
-    xp = get_array_module(param)
-    if maximize:
-        grad = -grad
-    if weight_decay != 0:
-        if decoupled_weight_decay:
-            param *= 1 - lr * weight_decay
-        else:
-            grad = grad + weight_decay * param
+    xp, grad, tmp = _decay_and_moments(
+        param, grad, exp_avg, exp_avg_sq, lr=lr, beta1=beta1, beta2=beta2,
+        weight_decay=weight_decay, decoupled_weight_decay=decoupled_weight_decay,
+        maximize=maximize)
     bias_correction2 = 1 - beta2 ** step
     mu = beta1 * (1.0 - 0.5 * (0.96 ** (step * momentum_decay)))
     mu_next = beta1 * (1.0 - 0.5 * (0.96 ** ((step + 1) * momentum_decay)))
     mu_product *= mu
     prod = float(mu_product)
-    tmp = xp.subtract(grad, exp_avg)
-    tmp *= 1 - beta1
-    exp_avg += tmp
-    exp_avg_sq *= beta2
-    xp.multiply(grad, 1 - beta2, out=tmp)
-    tmp *= grad
-    exp_avg_sq += tmp
     denom = exp_avg_sq / bias_correction2
     xp.sqrt(denom, out=denom)
     denom += eps

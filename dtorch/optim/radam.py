@@ -1,7 +1,6 @@
 """RAdam, PyTorch's ``torch.optim.RAdam``: Adam with a rectified adaptive learning rate."""
 
-from .._backend import get_array_module
-from .adam import _check_adam_args
+from .adam import _check_adam_args, _decay_and_moments
 from .optimizer import Optimizer, _bump, _check_differentiable, _scalar_step, _zeros_like
 
 __all__ = ["RAdam"]
@@ -15,21 +14,10 @@ def _radam_update(param, grad, exp_avg, exp_avg_sq, step, *, lr, beta1, beta2, e
     plain momentum, param -= lr m / (1 - beta1^t); after, it is scaled by the adaptive term
     sqrt(1 - beta2^t) / (sqrt(v) + eps) and the rectification r_t.
     """
-    xp = get_array_module(param)
-    if maximize:
-        grad = -grad
-    if weight_decay != 0:
-        if decoupled_weight_decay:
-            param *= 1 - lr * weight_decay
-        else:
-            grad = grad + weight_decay * param
-    tmp = xp.subtract(grad, exp_avg)
-    tmp *= 1 - beta1
-    exp_avg += tmp
-    exp_avg_sq *= beta2
-    xp.multiply(grad, 1 - beta2, out=tmp)
-    tmp *= grad
-    exp_avg_sq += tmp
+    xp, grad, tmp = _decay_and_moments(
+        param, grad, exp_avg, exp_avg_sq, lr=lr, beta1=beta1, beta2=beta2,
+        weight_decay=weight_decay, decoupled_weight_decay=decoupled_weight_decay,
+        maximize=maximize)
     bias_correction1 = 1 - beta1 ** step
     bias_correction2 = 1 - beta2 ** step
     rho_inf = 2 / (1 - beta2) - 1
