@@ -7,6 +7,8 @@ and a lower-ranked operand only changes the result when it is of a higher catego
 uint8, where NumPy would say float64 and int64.
 """
 
+import builtins
+
 import numpy as np
 
 
@@ -90,8 +92,6 @@ def as_dtype(d):
     """Accept a dtorch dtype, a NumPy dtype/type or the Python types float, int and bool."""
     if d is None or isinstance(d, dtype):
         return d
-    import builtins
-
     if d is builtins.float:
         return _default[0]
     if d is builtins.int:
@@ -117,12 +117,9 @@ def scalar_dtype(value):
     """The dtype PyTorch gives a Python scalar when it is wrapped in a tensor."""
     if isinstance(value, (bool, np.bool_)):
         return bool_
-    if isinstance(value, (builtins_int, np.integer)):
+    if isinstance(value, (builtins.int, np.integer)):
         return int64
     return _default[0]
-
-
-builtins_int = (0).__class__
 
 
 def combine(dim_dtype, other):

@@ -80,10 +80,6 @@ class Tensor:
             t._requires_grad = True
         return t
 
-    @classmethod
-    def _wrap_plain(cls, array):
-        return Tensor._wrap(array)
-
     # ----------------------------------------------------------------- attributes
     @property
     def shape(self):

@@ -9,8 +9,7 @@ import heapq
 import sys
 import threading
 
-import numpy as np
-
+from .._backend import get_array_module
 from . import function as _fn
 from .function import Node
 
@@ -43,9 +42,9 @@ class AccumulateGrad(Node):
         current = var._grad
         if current is None:
             if not _stealable(g, var._data.dtype):
-                xp = np if type(g) is np.ndarray else _backend_xp(g)
+                xp = get_array_module(g)
                 g = xp.array(g, dtype=var._data.dtype, copy=True)
-            var._grad = type(var)._wrap_plain(g)
+            var._grad = var._wrap(g)
         else:
             current._data += g
         hooks = var._post_acc_hooks
@@ -64,12 +63,6 @@ def _stealable(g, dtype):
 
 
 _STEAL_REFS = 4
-
-
-def _backend_xp(a):
-    from .._backend import get_array_module
-
-    return get_array_module(a)
 
 
 class _CallbackState(threading.local):
@@ -220,7 +213,7 @@ def _check_anomaly(node, result):
     for i, g in enumerate(result):
         if g is None:
             continue
-        xp = np if type(g) is np.ndarray else _backend_xp(g)
+        xp = get_array_module(g)
         if g.dtype.kind == "f" and not bool(xp.isfinite(g).all()):
             what = "nan" if bool(xp.isnan(g).any()) else "inf"
             trace = node._trace or "(forward trace not recorded: enable anomaly mode before the "\
