@@ -9,10 +9,14 @@ export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONFAULTHAN
 status=0
 timeout 1500 python3 -m pytest -q "$@" tests || status=$?
 
-for n in 2 4; do
-  echo "=== MPI tests on $n ranks"
+# The MPI backend picks its asynchronous progress mode from the cores per rank (poll on this
+# kind of 2-core machine); the 2-rank run is repeated with the communication-thread mode forced.
+for run in "2 auto" "4 auto" "2 thread"; do
+  set -- $run
+  echo "=== MPI tests on $1 ranks (progress: $2)"
   # Each rank prints its report; a failure on any rank aborts the job (tests/distributed/conftest.py).
-  timeout 600 mpiexec -n "$n" python3 -m pytest -q --only-mpi tests \
+  env $([ "$2" = thread ] && echo DTORCH_MPI_PROGRESS=thread) \
+    timeout 600 mpiexec -n "$1" python3 -m pytest -q --only-mpi tests \
     -p no:cacheprovider -o addopts="" --timeout=120 || status=$?
 done
 if [ "$status" -ne 0 ]; then

@@ -3,8 +3,17 @@
 Tensor payloads are never pickled: every operation passes the array's memory to MPI. Each
 operation is started with MPI's nonblocking call (``Iallreduce``, ``Ibcast``, ...) in program order
 and then completed either here, testing the request in a loop against the group's deadline
-(``async_op=False``), or by a communication thread blocked in ``Wait`` with the GIL released
-(``async_op=True``), so it progresses while the main thread computes. That needs
+(``async_op=False``), or, for ``async_op=True``, in one of two progress modes:
+
+* ``thread``: a communication thread blocked in ``Wait`` with the GIL released, so the transfer
+  progresses while the main thread computes. MPI's ``Wait`` spins, so this costs a core; it is
+  the mode when every rank of the machine has at least two cores of its own.
+* ``poll``: no thread; the operation progresses whenever the owner tests it
+  (``Work.is_completed()``, which DDP calls as each gradient becomes ready) and completes in
+  ``Work.wait()``. This is the mode when ranks share cores (more ranks than half the cores), where
+  a spinning thread would steal the compute the overlap is meant to hide.
+
+``DTORCH_MPI_PROGRESS=thread|poll`` overrides the choice. The thread mode needs
 ``MPI_THREAD_MULTIPLE``; with only ``MPI_THREAD_SERIALIZED`` every MPI call is serialised by one
 lock and the communication thread polls instead of blocking.
 
@@ -87,6 +96,23 @@ def _raw(arr):
     return arr.reshape(-1).view(np.uint8) if arr is not None else None
 
 
+def progress_mode(comm, MPI):
+    """``thread`` when each rank on this machine has two cores or more, else ``poll`` (see the
+    module docstring); ``DTORCH_MPI_PROGRESS`` overrides. Collective over ``comm``."""
+    env = os.environ.get("DTORCH_MPI_PROGRESS", "").strip().lower()
+    if env in ("thread", "poll"):
+        return env
+    if env:
+        raise ValueError(f"DTORCH_MPI_PROGRESS must be 'thread' or 'poll', got {env!r}")
+    node = comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.Get_rank())
+    local = node.Get_size()
+    node.Free()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    # NOTE: ranks bound to disjoint cores each see only their own; unbound ranks see them all.
+    per_rank = cores if cores < (os.cpu_count() or cores) else cores / local
+    return "thread" if per_rank >= 2 else "poll"
+
+
 class _Request(Handle):
     """An MPI request; completion tested against the context's deadline."""
 
@@ -142,7 +168,7 @@ class MPIBackend(Backend):
 
     name = "mpi"
 
-    def __init__(self, comm):
+    def __init__(self, comm, progress=None):
         MPI = mpi_module()
         super().__init__(comm.Get_rank(), comm.Get_size())
         self.MPI = MPI
@@ -156,10 +182,13 @@ class MPIBackend(Backend):
         self.comm = comm
         self.cuda_aware = cuda_aware()
         self._thread = None
+        self.progress = progress or progress_mode(comm, MPI)
         self._ops, self._logical_ops = _op_tables(MPI)
 
     @property
     def comm_thread(self):
+        if self.progress == "poll":
+            return None
         if self._thread is None:
             self._thread = CommThread(f"dtorch-mpi-comm-{id(self):x}")
         return self._thread
@@ -288,7 +317,7 @@ class MPIBackend(Backend):
                           ranks.index(self.rank) if member else 0)
         if not member:
             return None
-        return MPIBackend(sub)
+        return MPIBackend(sub, self.progress)
 
     def close(self):
         if self._thread is not None:
