@@ -172,7 +172,8 @@ class Work:
 
     ``wait(timeout)`` blocks until the operation is complete (at most ``timeout`` seconds, and
     never past the group's timeout), then returns True; results are in the output tensors.
-    ``is_completed()`` never blocks and never drives communication itself.
+    ``is_completed()`` never blocks and never drives communication itself. ``get_future()``
+    gives a :class:`dtorch.futures.Future` of the output tensors.
     """
 
     def __init__(self, handle, finalizers=(), outputs=None, thread=None):
@@ -183,6 +184,7 @@ class Work:
         self._exc = None
         self._lock = threading.Lock()
         self._submitted = thread is not None
+        self._future = None
         if thread is not None:
             thread.submit(self)
 
@@ -264,6 +266,53 @@ class Work:
         """The rank a completed ``irecv`` received from."""
         self.wait()
         return self._handle.source
+
+    def get_future(self):
+        """A :class:`dtorch.futures.Future` completed with the list of output tensors
+        (``[tensor]`` for ``all_reduce``, ``broadcast``, ...) when the operation completes.
+
+        It fails with the operation's error, or with the timeout error when the group's timeout
+        passes first. It completes in the thread that waits on it or polls it (``done()``), so
+        its callbacks run in program order, never on a communication thread.
+
+        Example::
+
+            >>> fut = dist.all_reduce(t, async_op=True).get_future()
+            >>> fut.then(lambda f: f.value()[0] / dist.get_world_size()).wait()
+        """
+        from ..futures import Future
+
+        with self._lock:
+            if self._future is None:
+                self._future = Future()
+                self._future._source = _WorkSource(self)
+        return self._future
+
+
+class _WorkSource:
+    """Completes the future of a :class:`Work` from the work's outcome."""
+
+    def __init__(self, work):
+        self.work = work
+
+    def _settle(self):
+        w = self.work
+        if w._exc is not None:
+            w._future._complete(None, w._exc, strict=False)
+        else:
+            w._future._complete(list(w._outputs or []), None, strict=False)
+
+    def poll(self):
+        if self.work.is_completed():
+            self._settle()
+
+    def drive(self):
+        try:
+            self.work.wait()
+        except BaseException as exc:  # the operation's error or the group's timeout
+            self.work._future._complete(None, exc, strict=False)
+        else:
+            self._settle()
 
 
 def _user_timeout(ctx, timeout):
