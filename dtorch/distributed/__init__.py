@@ -25,6 +25,7 @@ Example::
     dist.destroy_process_group()
 """
 
+from . import checkpoint
 from .backend import ReduceOp, Work
 from .collectives import (
     P2POp,
