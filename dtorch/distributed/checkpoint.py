@@ -207,10 +207,8 @@ def _encode_error(e, note):
         args = list(e.args)
     else:
         args = [str(e)]
-    try:
-        return json.dumps({"type": type(e).__name__, "args": args, "note": note}).encode()
-    except ValueError:  # nan/inf arguments
-        return json.dumps({"type": type(e).__name__, "args": [str(e)], "note": note}).encode()
+    # NOTE: default=str for an OSError filename given as bytes
+    return json.dumps({"type": type(e).__name__, "args": args, "note": note}, default=str).encode()
 
 
 def _decode_error(raw):

@@ -1,0 +1,192 @@
+"""``dtorch.distributed.checkpoint`` in the thread world (2 and 4 ranks) and in one process.
+
+Thread-world ranks share this process's modules and signal handlers, so the preemption handler
+(main thread only) is tested here in a single process and under MPI in
+``test_checkpoint_mpi.py`` / ``test_checkpoint_jobs.py``.
+"""
+
+import multiprocessing
+import signal
+import threading
+
+import _ckpt_suite as suite
+import numpy as np
+import pytest
+
+import dtorch
+import dtorch.distributed as dist
+from dtorch.distributed import checkpoint as dcp
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _run(check, nprocs, *args):
+    def rank_main(rank):
+        dist.init_process_group(backend="threads", timeout=60)
+        try:
+            check(*args)
+        finally:
+            dist.destroy_process_group()
+
+    dist.spawn_threads(rank_main, nprocs=nprocs, timeout=100)
+
+
+CHECKS = [suite.check_save_writes_once_and_every_rank_waits,
+          suite.check_save_failures_raise_on_every_rank,
+          suite.check_load_broadcasts_to_ranks_without_the_file,
+          suite.check_load_failures_raise_on_every_rank,
+          suite.check_map_location_per_rank, suite.check_subgroup]
+
+
+@pytest.mark.parametrize("nprocs", [2, 4])
+@pytest.mark.parametrize("check", CHECKS, ids=lambda f: f.__name__[6:])
+def test_collective_save_load(check, nprocs, tmp_path, monkeypatch):
+    monkeypatch.setattr(dcp, "_CHUNK", 1000)  # several broadcasts per checkpoint
+    _run(check, nprocs, tmp_path)
+
+
+@pytest.mark.parametrize("nprocs", [2, 4])
+@pytest.mark.parametrize("kind", ["adam", "sgd"])
+def test_resume_is_bit_identical(nprocs, kind, tmp_path):
+    _run(suite.check_resume_is_bit_identical, nprocs, tmp_path, kind)
+
+
+@pytest.mark.parametrize("kind", ["adam", "sgd"])
+def test_resume_at_another_world_size(kind, tmp_path):
+    """Saved by 4 ranks; resumed by 2 ranks, by a world of 1 and by a plain process."""
+    _run(suite.check_save_training_state, 4, tmp_path, kind)
+    _run(suite.check_resume_training_state, 2, tmp_path, kind)
+    _run(suite.check_resume_training_state, 1, tmp_path, kind)
+    assert not dist.is_initialized()
+    suite.check_resume_training_state(tmp_path, kind)
+
+
+def test_world_size_change_is_not_a_no_op(tmp_path):
+    """The resume check can fail: a checkpoint of another run does not pass it."""
+    _run(suite.check_save_training_state, 2, tmp_path, "sgd")
+    state = dtorch.load(tmp_path / "train.pt")
+    state["model"]["fc1.weight"][0, 0] += 1e-6
+    dtorch.save(state, tmp_path / "train.pt")
+    with pytest.raises(AssertionError):
+        suite.check_resume_training_state(tmp_path, "sgd")
+
+
+# ----------------------------------------------------------------------------- no process group
+def test_without_a_process_group_save_and_load_are_plain(tmp_path):
+    assert not dist.is_initialized()
+    dcp.save(suite.payload(3), tmp_path / "c.pt")
+    suite.assert_payload(dtorch.load(tmp_path / "c.pt"), 3)
+    suite.assert_payload(dcp.load(tmp_path / "c.pt", map_location="cpu"), 3)
+    with pytest.raises(FileNotFoundError):
+        dcp.load(tmp_path / "missing.pt")
+
+
+def test_single_process_world(tmp_path):
+    dist.init_process_group(backend="single")
+    try:
+        suite.check_save_writes_once_and_every_rank_waits(tmp_path)
+        dcp.save({"a": dtorch.ones(2)}, tmp_path / "one.pt")
+        np.testing.assert_array_equal(dcp.load(tmp_path / "one.pt")["a"].numpy(), [1, 1])
+        with pytest.raises(FileNotFoundError):
+            dcp.load(tmp_path / "missing.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_errors_keep_type_and_text():
+    for exc in [FileNotFoundError(2, "No such file or directory", "/x/c.pt"),
+                OSError(28, "No space left on device"), TypeError("bad object"),
+                RuntimeError("corrupt"), ValueError("nan", float("nan"))]:
+        rebuilt, note = dcp._decode_error(dcp._encode_error(exc, "note"))
+        assert (type(rebuilt), str(rebuilt), note) == (type(exc), str(exc), "note")
+
+    class Custom(Exception):
+        pass
+
+    # types that are not builtins, or cannot be rebuilt from text, become RuntimeErrors
+    rebuilt, _ = dcp._decode_error(dcp._encode_error(Custom("mine"), ""))
+    assert (type(rebuilt), str(rebuilt)) == (RuntimeError, "Custom: mine")
+    exc = UnicodeDecodeError("utf-8", b"\xff", 0, 1, "bad")
+    rebuilt, _ = dcp._decode_error(dcp._encode_error(exc, ""))
+    assert (type(rebuilt), str(rebuilt)) == (RuntimeError, f"UnicodeDecodeError: {exc}")
+
+
+# ----------------------------------------------------------------------------- preemption
+def test_preemption_handler_in_one_process():
+    before = signal.getsignal(signal.SIGTERM)
+    with dcp.PreemptionHandler() as preemption:
+        assert signal.getsignal(signal.SIGTERM) != before
+        assert not preemption.triggered and not preemption.should_stop()
+        signal.raise_signal(signal.SIGTERM)  # would end this process without the handler
+        signal.raise_signal(signal.SIGTERM)  # a second one changes nothing
+        assert preemption.triggered and preemption.should_stop()
+        assert preemption.signum == signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_preemption_handler_several_signals_and_nesting():
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGUSR1)}
+    with dcp.PreemptionHandler(signals=(signal.SIGTERM, signal.SIGUSR1)) as outer:
+        with pytest.raises(KeyError):
+            with dcp.PreemptionHandler(signals=[signal.SIGUSR1]) as inner:
+                signal.raise_signal(signal.SIGUSR1)
+                raise KeyError("the block fails")
+        assert inner.signum == signal.SIGUSR1 and not outer.triggered
+        signal.raise_signal(signal.SIGUSR1)  # the outer handler is back
+        assert outer.signum == signal.SIGUSR1
+    assert {s: signal.getsignal(s) for s in before} == before
+
+
+def test_preemption_handler_in_a_world_of_one():
+    dist.init_process_group(backend="single")
+    try:
+        with dcp.PreemptionHandler() as preemption:
+            assert not preemption.should_stop()
+            signal.raise_signal(signal.SIGTERM)
+            assert preemption.should_stop() and preemption.signum == signal.SIGTERM
+    finally:
+        dist.destroy_process_group()
+
+
+def test_preemption_handler_arguments():
+    for bad, match in [((), "at least one"), ((signal.SIGKILL,), "SIGKILL cannot be caught"),
+                       ((12345,), "12345 is not a signal")]:
+        with pytest.raises(ValueError, match=match):
+            dcp.PreemptionHandler(signals=bad)
+    handler = dcp.PreemptionHandler()
+    with handler, pytest.raises(RuntimeError, match="already active"):
+        handler.__enter__()
+    errors = []
+
+    def in_thread():
+        try:
+            with dcp.PreemptionHandler():
+                pass
+        except ValueError as e:
+            errors.append(str(e))
+
+    t = threading.Thread(target=in_thread, name="worker-x")
+    t.start()
+    t.join(10)
+    assert len(errors) == 1 and "main thread" in errors[0] and "worker-x" in errors[0]
+
+
+def _sleep_forever(ready):
+    import time
+
+    ready.set()
+    time.sleep(60)
+
+
+def test_forked_child_still_dies_of_sigterm():
+    """A DataLoader worker forked inside the block must not swallow the launcher's SIGTERM."""
+    ctx = multiprocessing.get_context("fork")
+    with dcp.PreemptionHandler() as preemption:
+        ready = ctx.Event()
+        child = ctx.Process(target=_sleep_forever, args=(ready,))
+        child.start()
+        assert ready.wait(30)
+        child.terminate()  # SIGTERM
+        child.join(30)
+        assert child.exitcode == -signal.SIGTERM
+        assert not preemption.triggered
