@@ -134,9 +134,10 @@ def test_mnist_mlp_manual_downloads_from_a_mirror(server, monkeypatch, tmp_path,
 
 # ----------------------------------------------------------------------------- CIFAR-10
 def _cifar_source(mode, tmp_path, monkeypatch, server):
-    """Put the fixture CIFAR-10 where the example finds it: extracted under ``tmp_path`` or as
-    the archive on the local server; the dataset class's checksums are patched to match."""
-    archive, members, _ = _cifar_archive()
+    """Put the fixture CIFAR-10 where the example finds it: extracted under ``tmp_path`` (with
+    bytes keys, as the official pickles) or as the archive on the local server; the dataset
+    class's checksums are patched to match."""
+    archive, members, _ = _cifar_archive(bytes_keys=mode == "files")
     monkeypatch.setattr(CIFAR10, "train_list", [[f"data_batch_{i}", _md5(members[
         f"data_batch_{i}"])] for i in range(1, 6)])
     monkeypatch.setattr(CIFAR10, "test_list", [["test_batch", _md5(members["test_batch"])]])

@@ -95,20 +95,27 @@ def _serve_mnist(server, monkeypatch, cls, seed=0, mirror="/mnist/"):
     return files, arrays
 
 
-def _cifar_archive(seed=0):
+def _cifar_archive(seed=0, bytes_keys=False):
+    """CIFAR-10's python batches (2 images per training batch, 3 test images) in a ``.tar.gz``;
+    returns ``(archive, {member: pickled bytes}, {batch: (data, labels)})``. With ``bytes_keys``
+    the dict keys and strings are bytes, as the official (Python 2) pickles read with
+    ``encoding="bytes"`` hold them."""
+    s = (lambda v: v.encode()) if bytes_keys else (lambda v: v)
     rng = np.random.default_rng(seed)
     members, batches = {}, {}
     for name, n in [(f"data_batch_{i}", 2) for i in range(1, 6)] + [("test_batch", 3)]:
         data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
         labels = rng.integers(0, 10, n).tolist()
         batches[name] = (data, labels)
-        members[name] = pickle.dumps({"batch_label": f"{name} of 6", "labels": labels,
-                                      "data": data, "filenames": [f"img{i}.png" for i in
-                                                                  range(n)]}, protocol=2)
+        members[name] = pickle.dumps({s("batch_label"): s(f"{name} of 6"), s("labels"): labels,
+                                      s("data"): data,
+                                      s("filenames"): [s(f"img{i}.png") for i in range(n)]},
+                                     protocol=2)
     names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
              "truck"]
-    members["batches.meta"] = pickle.dumps({"num_cases_per_batch": 2, "label_names": names,
-                                            "num_vis": 3072}, protocol=2)
+    members["batches.meta"] = pickle.dumps({s("num_cases_per_batch"): 2,
+                                            s("label_names"): [s(c) for c in names],
+                                            s("num_vis"): 3072}, protocol=2)
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         for name, data in members.items():
