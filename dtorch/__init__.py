@@ -113,7 +113,8 @@ def detach(input):
 __version__ = "0.1.0"
 
 # Subpackages that build on the core (they import dtorch themselves, hence last).
-from . import nn, optim, utils, vision  # noqa: E402
+from . import amp, nn, optim, utils, vision  # noqa: E402
+from .amp import autocast, get_autocast_dtype, is_autocast_enabled  # noqa: E402
 from .serialization import load, save  # noqa: E402
 from .utils.dlpack import from_dlpack  # noqa: E402
 

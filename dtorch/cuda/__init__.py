@@ -108,3 +108,5 @@ def set_rng_state(new_state, device="cuda"):
 
 
 globals().update(legacy_types(cuda=True))
+
+from . import amp  # noqa: E402  (dtorch.cuda.amp: PyTorch's deprecated spellings)

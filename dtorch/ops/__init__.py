@@ -52,7 +52,8 @@ def install(namespace, Tensor):
         for op in spec["reflected"]:
             setattr(Tensor, op, _reflect(fn))
         if spec["inplace"]:
-            ip = _make_inplace(fn)
+            # NOTE: in-place variants are not autocast (PyTorch: only out-of-place ops are).
+            ip = _make_inplace(getattr(fn, "__wrapped__", fn))
             setattr(Tensor, key + "_", ip)
             for op in spec["inplace_operators"]:
                 setattr(Tensor, op, ip)

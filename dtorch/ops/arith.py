@@ -6,6 +6,7 @@ import math
 
 from .. import _backend
 from .. import _dtype as D
+from ..amp.autocast_mode import autocast_op
 from ..autograd.function import Primitive
 from . import register
 from ._util import (
@@ -226,6 +227,7 @@ class Pow(Primitive):
 
 @register(operators=("__pow__",), reflected=("__rpow__",), inplace=True,
           inplace_operators=("__ipow__",))
+@autocast_op
 def pow(input, exponent):
     """``input ** exponent`` (either may be a scalar)."""
     a, b = promote(input, exponent)
@@ -606,7 +608,7 @@ def _unary(cls, name, float_only=True, doc=""):
 
     op.__name__ = name
     op.__doc__ = doc or f"Elementwise ``{name}``."
-    return register(name, inplace=True)(op)
+    return register(name, inplace=True)(autocast_op(op))
 
 
 exp = _unary(Exp, "exp")
@@ -648,11 +650,13 @@ def round(input, *, decimals=0):  # noqa: A001
 
 
 @register(inplace=True)
+@autocast_op
 def log2(input):
     return log(input) / math.log(2.0)
 
 
 @register(inplace=True)
+@autocast_op
 def log10(input):
     return log(input) / math.log(10.0)
 

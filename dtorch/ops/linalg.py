@@ -4,6 +4,7 @@
 import string
 
 from .. import _dtype as D
+from ..amp.autocast_mode import autocast_op
 from ..autograd.function import Primitive
 from . import register
 from ._util import unbroadcast
@@ -70,6 +71,7 @@ class Dot(Matmul):
 
 
 @register(operators=("__matmul__",), reflected=("__rmatmul__",))
+@autocast_op
 def matmul(input, other):
     """Matrix product with broadcasting over batch dims (NumPy's ``matmul`` rules)."""
     if input.ndim == 0 or other.ndim == 0:
@@ -94,6 +96,7 @@ def _mm_error(a, b):
 
 
 @register()
+@autocast_op
 def mm(input, mat2):
     """Product of two matrices."""
     if input.ndim != 2:
@@ -107,6 +110,7 @@ def mm(input, mat2):
 
 
 @register()
+@autocast_op
 def bmm(input, mat2):
     """Batched matrix product of ``(b, n, m)`` and ``(b, m, p)`` tensors."""
     if input.ndim != 3:
@@ -122,6 +126,7 @@ def bmm(input, mat2):
 
 
 @register()
+@autocast_op
 def mv(input, vec):
     """Matrix-vector product."""
     if input.ndim != 2 or vec.ndim != 1:
@@ -134,6 +139,7 @@ def mv(input, vec):
 
 
 @register()
+@autocast_op
 def dot(input, tensor):
     """Inner product of two 1-d tensors."""
     if input.ndim != 1 or tensor.ndim != 1:
@@ -247,6 +253,7 @@ def _explicit_spec(equation, tensors):
 
 
 @register(method=False)
+@autocast_op
 def einsum(equation, *operands):
     """Einstein summation, e.g. ``einsum('bij,bjk->bik', a, b)``."""
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):

@@ -7,6 +7,7 @@ import numpy as np
 
 from .. import _dtype as D
 from .. import return_types
+from ..amp.autocast_mode import autocast_op
 from ..autograd.function import Primitive
 from . import register
 from ._util import expand_reduced, float_input, tensor_cls, wrap_dim, wrap_dims
@@ -29,6 +30,7 @@ class SumDim(Sum):
 
 
 @register()
+@autocast_op
 def sum(input, dim=None, keepdim=False, *, dtype=None):  # noqa: A001
     """Sum of all elements, or over ``dim`` (an int or a tuple of ints)."""
     dims = wrap_dims(dim, input.ndim)
@@ -114,6 +116,7 @@ def _prod_others(xp, a, dim):
 
 
 @register()
+@autocast_op
 def prod(input, dim=None, keepdim=False, *, dtype=None):
     """Product of all elements, or over ``dim``."""
     if dtype is not None:
@@ -404,6 +407,7 @@ class Norm(Primitive):
 
 
 @register()
+@autocast_op
 def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
     """The p-norm of ``input`` (all elements, or over ``dim``); ``'fro'`` is the 2-norm."""
     if dtype is not None:
@@ -455,6 +459,7 @@ class Cumsum(Primitive):
 
 
 @register(inplace=True)
+@autocast_op
 def cumsum(input, dim, *, dtype=None):
     """Cumulative sum along ``dim``."""
     if dtype is not None:
@@ -491,6 +496,7 @@ class Cumprod(Primitive):
 
 
 @register(inplace=True)
+@autocast_op
 def cumprod(input, dim, *, dtype=None):
     """Cumulative product along ``dim``."""
     if dtype is not None:

@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from .. import _backend, return_types
+from ..amp.autocast_mode import autocast_op
 from ..autograd.function import Primitive
 from . import register
 from ._util import tensor_cls, wrap_dim
@@ -653,6 +654,7 @@ def scatter(input, dim, index, src=None, *, value=None, reduce=None):
 
 
 @register(inplace=True)
+@autocast_op
 def scatter_add(input, dim, index, src):
     """Add ``src`` into ``input`` at ``index`` along ``dim`` (repeated indices accumulate)."""
     return scatter(input, dim, index, src, reduce="add")

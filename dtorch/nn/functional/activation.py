@@ -12,6 +12,7 @@ import warnings
 
 import dtorch
 
+from ...amp.autocast_mode import autocast_op
 from ...autograd.function import Primitive
 from ...ops import register
 from ...ops._util import float_input, wrap_dim
@@ -105,6 +106,7 @@ def _float_cast(input, dtype):
 
 # ----------------------------------------------------------------------------- softmax family
 @register()
+@autocast_op
 def softmax(input, dim=None, _stacklevel=3, dtype=None):
     """``exp(x_i) / sum_j exp(x_j)`` along ``dim``, computed stably (fused Primitive).
 
@@ -127,6 +129,7 @@ def softmax(input, dim=None, _stacklevel=3, dtype=None):
 
 
 @register()
+@autocast_op
 def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
     """``log(softmax(x))`` along ``dim``, computed as ``x - logsumexp(x)`` (fused Primitive, no
     overflow for large inputs; use it with :func:`nll_loss`)."""
@@ -138,6 +141,7 @@ def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
     return LogSoftmax.apply(input, wrap_dim(dim, input.ndim))
 
 
+@autocast_op
 def softmin(input, dim=None, _stacklevel=3, dtype=None):
     """``softmax(-x)`` along ``dim``."""
     if dim is None:
@@ -204,6 +208,7 @@ def leaky_relu_(input, negative_slope=0.01):
     return leaky_relu(input, negative_slope, inplace=True)
 
 
+@autocast_op
 def prelu(input, weight):
     """``max(0, x) + weight * min(0, x)`` with a learnable ``weight`` of 1 or ``C`` entries
     (``C`` = size of dim 1, or of dim 0 for 1-d input)."""
@@ -319,6 +324,7 @@ def tanh(input):
     return dtorch.tanh(input)
 
 
+@autocast_op
 def softplus(input, beta=1.0, threshold=20.0):
     """``log(1 + exp(beta * x)) / beta``, reverting to ``x`` where ``beta * x > threshold``
     (fused Primitive, stable for any input)."""

@@ -8,6 +8,7 @@ import math
 
 import dtorch
 
+from ...amp.autocast_mode import autocast_op
 from .activation import softmax
 
 __all__ = ["multi_head_attention_forward", "scaled_dot_product_attention"]
@@ -40,6 +41,7 @@ def _repeat_heads(x, rep):
     return x.reshape(shape[:-3] + (shape[-3] * rep,) + shape[-2:])
 
 
+@autocast_op
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0,
                                  is_causal=False, scale=None, enable_gqa=False):
     """``softmax(Q K^T * scale + mask) V``.

@@ -1,5 +1,6 @@
 """``linear`` and ``bilinear``: affine maps of the last dimension."""
 
+from ...amp.autocast_mode import autocast_op
 from ...autograd.function import Primitive
 
 __all__ = ["linear", "bilinear"]
@@ -40,6 +41,7 @@ class _Linear(Primitive):
         return gx, gw, gb
 
 
+@autocast_op
 def linear(input, weight, bias=None):
     """``y = x A^T + b``.
 
@@ -70,6 +72,7 @@ def linear(input, weight, bias=None):
     return _Linear.apply(input, weight, bias)
 
 
+@autocast_op
 def bilinear(input1, input2, weight, bias=None):
     """``y = x1^T A x2 + b`` for every output feature.
 

@@ -17,6 +17,7 @@ import warnings
 import dtorch
 
 from ..._backend import get_array_module
+from ...amp.autocast_mode import autocast_op
 from ...autograd.function import Primitive
 from ...ops._util import float_input
 from .activation import Softplus, log_softmax, logsigmoid
@@ -75,6 +76,7 @@ def _float_pair(input, target):
 
 
 # ----------------------------------------------------------------------------- regression
+@autocast_op
 def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
     """Mean absolute error ``|x - y|``."""
     reduction = _reduction(size_average, reduce, reduction)
@@ -84,6 +86,7 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", wei
     return _reduce(loss * weight if weight is not None else loss, reduction)
 
 
+@autocast_op
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
     """Mean squared error ``(x - y)^2``."""
     reduction = _reduction(size_average, reduce, reduction)
@@ -94,6 +97,7 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
     return _reduce(loss * weight if weight is not None else loss, reduction)
 
 
+@autocast_op
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
     """``0.5 d^2 / beta`` where ``|d| < beta``, else ``|d| - 0.5 beta`` (``d = x - y``)."""
     reduction = _reduction(size_average, reduce, reduction)
@@ -107,6 +111,7 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
     return _reduce(dtorch.where(d < beta, 0.5 * d * d / beta, d - 0.5 * beta), reduction)
 
 
+@autocast_op
 def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     """``0.5 d^2`` where ``|d| < delta``, else ``delta (|d| - 0.5 delta)``."""
     reduction = _reduction(None, None, reduction)
@@ -204,6 +209,7 @@ def _check_index_target(input, target, ignore_index):
         raise IndexError(f"Target {int(t[bad].reshape(-1)[0])} is out of bounds.")
 
 
+@autocast_op
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100,
                   reduce=None, reduction="mean", label_smoothing=0.0):
     """Cross entropy between the softmax of ``input`` (logits) and ``target``.
@@ -269,6 +275,7 @@ def _cross_entropy_probs(input, target, weight, reduction, smoothing):
     return _reduce(loss, reduction)
 
 
+@autocast_op
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
              reduction="mean"):
     """Negative log likelihood ``-w[y_n] * input[n, y_n]`` of log-probabilities ``input``.
@@ -331,6 +338,7 @@ def _unbroadcast_to(g, shape):
     return unbroadcast(g, shape)
 
 
+@autocast_op
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
                          reduction="mean"):
     """Binary cross entropy of probabilities ``input`` against ``target`` in ``[0, 1]``."""
@@ -349,6 +357,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     return _reduce(loss, reduction)
 
 
+@autocast_op
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None,
                                      reduce=None, reduction="mean", pos_weight=None):
     """Binary cross entropy on logits, computed stably::
@@ -374,6 +383,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     return _reduce(loss, reduction)
 
 
+@autocast_op
 def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
     """Kullback-Leibler divergence ``y (log y - x)`` of log-probabilities ``input`` from
     ``target`` (probabilities, or log-probabilities when ``log_target``); ``'batchmean'`` divides
@@ -398,6 +408,7 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
     return _reduce(loss, reduction)
 
 
+@autocast_op
 def poisson_nll_loss(input, target, log_input=True, full=False, size_average=None, eps=1e-8,
                      reduce=None, reduction="mean"):
     """Poisson negative log likelihood: ``exp(x) - y x`` (``log_input``) or
@@ -454,6 +465,7 @@ def _cosine(x1, x2, dim, eps=1e-12):
     return prod / (m1 * m2).sqrt()
 
 
+@autocast_op
 def cosine_embedding_loss(input1, input2, target, margin=0.0, size_average=None, reduce=None,
                           reduction="mean"):
     """``1 - cos(x1, x2)`` for ``y = 1``, ``max(0, cos(x1, x2) - margin)`` for ``y = -1``."""
@@ -473,6 +485,7 @@ def cosine_embedding_loss(input1, input2, target, margin=0.0, size_average=None,
     return _reduce(loss, reduction)
 
 
+@autocast_op
 def margin_ranking_loss(input1, input2, target, margin=0.0, size_average=None, reduce=None,
                         reduction="mean"):
     """``max(0, -y (x1 - x2) + margin)``."""
@@ -485,6 +498,7 @@ def margin_ranking_loss(input1, input2, target, margin=0.0, size_average=None, r
     return _reduce(loss, reduction)
 
 
+@autocast_op
 def hinge_embedding_loss(input, target, margin=1.0, size_average=None, reduce=None,
                          reduction="mean"):
     """``x`` for ``y = 1``, ``max(0, margin - x)`` for ``y = -1``."""
@@ -496,6 +510,7 @@ def hinge_embedding_loss(input, target, margin=1.0, size_average=None, reduce=No
     return _reduce(loss, reduction)
 
 
+@autocast_op
 def soft_margin_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     """``log(1 + exp(-y x))`` (two-class logistic loss), computed stably."""
     reduction = _reduction(size_average, reduce, reduction)
@@ -516,6 +531,7 @@ def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, r
     return _reduce(loss, reduction)
 
 
+@autocast_op
 def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=None,
                       reduce=None, reduction="mean"):
     """Multi-class hinge loss ``sum_{j != y} max(0, margin - x[y] + x[j])^p / C``."""
@@ -540,6 +556,7 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=
     return _reduce(loss, reduction)
 
 
+@autocast_op
 def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     """``sum_{j in targets} sum_{i not in targets} max(0, 1 - (x[j] - x[i])) / C``; each row of
     ``target`` lists class indices, ended by the first -1."""
@@ -574,6 +591,7 @@ def _pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
     return (d.abs() ** p).sum(dim, keepdim=keepdim) ** (1.0 / p)
 
 
+@autocast_op
 def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, swap=False,
                         size_average=None, reduce=None, reduction="mean"):
     """``max(d(a, p) - d(a, n) + margin, 0)`` with ``d`` the ``p``-norm distance

@@ -7,6 +7,7 @@ of about ten composed ops) and numerical stability (the variance is computed fro
 values).
 """
 
+from ...amp.autocast_mode import autocast_op
 from ...autograd import grad_mode
 from ...autograd.function import Primitive
 
@@ -113,6 +114,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     return y
 
 
+@autocast_op
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """Normalize over the last ``len(normalized_shape)`` dims, then scale by ``weight`` and
     shift by ``bias`` (both of ``normalized_shape``)."""
@@ -143,6 +145,7 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
     return y * weight if weight is not None else y
 
 
+@autocast_op
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     """Normalize ``(N, C, *)`` over each group of ``C / num_groups`` channels (and all spatial
     positions), then apply a per-channel affine map."""

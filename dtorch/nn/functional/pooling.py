@@ -10,6 +10,7 @@ import itertools
 import math
 
 from ... import _creation
+from ...amp.autocast_mode import autocast_op
 from ...autograd.function import Primitive
 from .conv import _ntuple
 
@@ -185,6 +186,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     return _max_pool(input, 2, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
 
 
+@autocast_op
 def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False):
     """3-D max pooling over ``(N, C, D, H, W)``."""
@@ -242,6 +244,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                      divisor_override)
 
 
+@autocast_op
 def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                count_include_pad=True, divisor_override=None):
     """3-D average pooling over ``(N, C, D, H, W)``."""
@@ -322,6 +325,7 @@ def adaptive_avg_pool2d(input, output_size):
     return _adaptive_avg(input, output_size, 2)
 
 
+@autocast_op
 def adaptive_avg_pool3d(input, output_size):
     """Average pooling of ``(N, C, D, H, W)`` to ``output_size``."""
     return _adaptive_avg(input, output_size, 3)
@@ -413,11 +417,13 @@ def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_siz
     return _max_unpool(input, indices, kernel_size, stride, padding, output_size, 1)
 
 
+@autocast_op
 def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
     """Partial inverse of ``max_pool2d`` (given its ``return_indices`` output)."""
     return _max_unpool(input, indices, kernel_size, stride, padding, output_size, 2)
 
 
+@autocast_op
 def max_unpool3d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
     """Partial inverse of ``max_pool3d``."""
     return _max_unpool(input, indices, kernel_size, stride, padding, output_size, 3)

@@ -8,6 +8,7 @@ import numpy as np
 
 from ... import _backend, _creation
 from ... import _dtype as D
+from ...amp.autocast_mode import autocast_op
 from ...autograd.function import Primitive
 from .conv import _ntuple, col2im, conv_out_size, im2col, pad_array, unpad_array
 
@@ -390,12 +391,14 @@ def one_hot(tensor, num_classes=-1):
     return Tensor._wrap(out)
 
 
+@autocast_op
 def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
     """``v / max(||v||_p, eps)`` along ``dim``."""
     norm = input.norm(p, dim, keepdim=True).clamp_min(eps).expand_as(input)
     return input / norm
 
 
+@autocast_op
 def cosine_similarity(x1, x2, dim=1, eps=1e-8):
     """``x1 . x2 / (max(||x1||, eps) * max(||x2||, eps))`` along ``dim`` (inputs broadcast)."""
     n1 = x1.norm(2, dim, keepdim=True).clamp_min(eps)
@@ -410,6 +413,7 @@ def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
     return d.norm(p, dim, keepdim=keepdim)
 
 
+@autocast_op
 def pdist(input, p=2):
     """Distances between all pairs of rows of ``(N, M)``: the upper triangle, row by row."""
     n = input.shape[0]
