@@ -2,11 +2,13 @@
 and ``Work.get_future`` in a world of one process."""
 
 import threading
+import time
 
 import pytest
 
 import dtorch
 import dtorch.distributed as dist
+from dtorch.distributed.backend import CommThread, Handle, OpContext, Work
 from dtorch.futures import Future, collect_all, wait_all
 
 
@@ -178,3 +180,60 @@ def test_work_get_future_single_process_world():
         assert out.tolist() == [2.0, 4.0]
     finally:
         dist.destroy_process_group()
+
+
+class _Stuck(Handle):
+    """An operation that never completes: test() is False, wait() honours the deadline,
+    wait_blocking() (the communication thread's) blocks until released."""
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.release = threading.Event()
+
+    def test(self):
+        return False
+
+    def wait(self):
+        while time.monotonic() < self.ctx.deadline:
+            time.sleep(0.01)
+        raise self.ctx.timeout_error(["1"])
+
+    def wait_blocking(self):
+        self.release.wait(30)
+
+
+class _Failing(Handle):
+    def test(self):
+        return True
+
+    def wait(self):
+        raise ValueError("transport broke")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("on_comm_thread", [False, True])
+def test_work_future_fails_with_the_group_timeout(on_comm_thread):
+    ctx = OpContext("all_reduce", 7, "group 'WORLD' (ranks [0, 1])", timeout=0.3)
+    handle = _Stuck(ctx)
+    thread = CommThread("test-comm") if on_comm_thread else None
+    try:
+        fut = Work(handle, outputs=[dtorch.ones(1)], thread=thread).get_future()
+        chained = fut.then(lambda f: f.value())
+        assert not fut.done()
+        with pytest.raises(dist.DistBackendError, match=r"all_reduce \(sequence number 7\).*"
+                                                        r"timed out after 0\.3 s"):
+            fut.wait()
+        assert fut.done()
+        with pytest.raises(RuntimeError, match="DistBackendError"):
+            chained.wait()
+    finally:
+        handle.release.set()
+        if thread is not None:
+            thread.close()
+
+
+def test_work_future_carries_the_operation_error():
+    ctx = OpContext("broadcast", 1, "group 'WORLD' (ranks [0])", timeout=10)
+    fut = Work(_Failing(ctx)).get_future()
+    with pytest.raises(ValueError, match="transport broke"):
+        fut.wait()

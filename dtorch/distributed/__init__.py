@@ -26,6 +26,7 @@ Example::
 """
 
 from . import checkpoint
+from .algorithms.grad_bucket import GradBucket
 from .backend import ReduceOp, Work
 from .collectives import (
     P2POp,
@@ -80,7 +81,8 @@ from .threads import spawn_threads
 
 __all__ = [
     "Backend", "DistBackendError", "DistError", "DistNetworkError", "DistStoreError",
-    "FileStore", "GroupMember", "HashStore", "P2POp", "PrefixStore", "ProcessGroup", "ReduceOp",
+    "FileStore", "GradBucket", "GroupMember", "HashStore", "P2POp", "PrefixStore", "ProcessGroup",
+    "ReduceOp",
     "Store", "TCPStore", "Work", "all_gather", "all_gather_into_tensor", "all_gather_object",
     "all_reduce", "all_to_all", "all_to_all_single", "barrier", "batch_isend_irecv", "broadcast",
     "broadcast_object_list", "destroy_process_group", "gather", "gather_object",

@@ -16,10 +16,15 @@ The contract (as in PyTorch):
   all ranks must run them the same number of times;
 * gradients are averaged over the ranks of the process group (divided by the world size before
   the sum, as PyTorch does).
+
+``register_comm_hook(state, hook)`` replaces that divide-and-all-reduce by a hook (gradient
+compression, custom averaging); ``join()`` lets ranks with fewer batches than the others stop
+early without hanging them (the joined ranks shadow the collectives of the active ones).
 """
 
 import contextlib
 import hashlib
+import inspect
 import os
 
 import numpy as np
@@ -28,6 +33,9 @@ from ... import _backend
 from ..._tensor import Tensor
 from ...autograd import grad_mode
 from ...autograd.engine import queue_callback
+from ...distributed.algorithms.grad_bucket import GradBucket
+from ...distributed.algorithms.join import Join, Joinable, JoinHook
+from ...futures import Future
 from ..modules.module import Module
 
 _FIRST_BUCKET_BYTES = 1 << 20
@@ -48,10 +56,10 @@ class _Bucket:
         self.views = [self.flat[o:o + p._data.size].reshape(p._data.shape)
                       for o, p in zip(self.offsets, params)]
         self.pending = len(params)
-        self.work = None
+        self.result = None  # while reducing: a callable returning the reduced flat array
 
 
-class DistributedDataParallel(Module):
+class DistributedDataParallel(Module, Joinable):
     """Wrap ``module`` for data-parallel training over ``process_group`` (the default group).
 
     Args:
@@ -83,7 +91,8 @@ class DistributedDataParallel(Module):
                  gradient_as_bucket_view=False, static_graph=False):
         from ... import distributed as dist
 
-        super().__init__()
+        Module.__init__(self)
+        Joinable.__init__(self)
         if not dist.is_initialized():
             raise RuntimeError("Default process group has not been initialized, please make sure "
                                "to call init_process_group.")
@@ -112,6 +121,10 @@ class DistributedDataParallel(Module):
         self._arrival = []
         self._in_backward = False
         self._step = 0
+        self._comm_hook = None  # (hook, state)
+        self._backward_ran = False
+        self._divide_by_initial_world_size = True
+        self._divisor = self._world
         self._check_every = int(os.environ.get("DTORCH_DDP_CHECK_EVERY", "0")) or (
             100 if os.environ.get("DTORCH_DISTRIBUTED_DEBUG", "").upper() == "DETAIL" else 0)
         self._handles = [p.register_post_accumulate_grad_hook(self._make_hook(i))
@@ -138,10 +151,11 @@ class DistributedDataParallel(Module):
                     f"rank 0 has {_describe(a)}, rank(s) {bad} have {_describe(b)}. Every rank "
                     "must construct the same model with its parameters in the same order.")
 
-    def _sync_module_states(self):
+    def _sync_module_states(self, src=0):
+        """Broadcast parameters and buffers from group rank ``src``."""
         with grad_mode.no_grad():
             for t in list(self.module.parameters()) + list(self.module.buffers()):
-                self._dist.broadcast(t, src=0, group=self.process_group)
+                self._dist.broadcast(t, group=self.process_group, group_src=src)
 
     def _build_buckets(self, order):
         """Group parameters, in ``order``, into buckets of at most the cap per dtype/device."""
@@ -170,15 +184,57 @@ class DistributedDataParallel(Module):
 
     # ------------------------------------------------------------------ forward
     def forward(self, *inputs, **kwargs):
-        if grad_mode.is_grad_enabled() and self.require_backward_grad_sync and \
-                self._check_every and self._step % self._check_every == 0:
+        joining = self._join_config.enable
+        will_sync = grad_mode.is_grad_enabled() and self.require_backward_grad_sync
+        if will_sync and not joining and self._check_every and \
+                self._step % self._check_every == 0:
             self.check_replicas()
         self._step += 1
+        if joining:
+            work = Join.notify_join_context(self)
+            if work is not None:
+                work.wait()
+            src, active, _ = self._join_exchange(will_sync, joined=False)
+            self._divisor = self._world if self._divide_by_initial_world_size else active
+        else:
+            src, self._divisor = 0, self._world
+        self._sync_buffers(src)
+        return self.module(*inputs, **kwargs)
+
+    def _sync_buffers(self, src):
         if self.broadcast_buffers and self._world > 1:
             with grad_mode.no_grad():
                 for b in self.module.buffers():
-                    self._dist.broadcast(b, src=0, group=self.process_group)
-        return self.module(*inputs, **kwargs)
+                    self._dist.broadcast(b, group=self.process_group, group_src=src)
+
+    def _join_exchange(self, will_sync, joined):
+        """The one all-reduce of an iteration in join mode: ``[grad sync?, active ranks
+        (one-hot), bucket order]``. Returns (group rank to take buffers from: the highest active
+        one, number of active ranks, number of active ranks that reduce gradients).
+
+        A joined rank also adopts the active ranks' bucket order, so that its shadow all-reduces
+        match theirs even when it never ran a backward pass itself.
+        """
+        n, world = len(self._named), self._world
+        info = np.zeros(1 + world + n, dtype=np.int64)
+        if not joined:
+            info[0] = int(will_sync)
+            info[1 + self._dist.get_rank(self.process_group)] = 1
+            info[1 + world:] = self._order
+        t = Tensor._wrap(info)
+        self._dist.all_reduce(t, group=self.process_group)
+        ranks = np.nonzero(t._data[1:1 + world])[0]
+        if joined:
+            order = t._data[1 + world:] // len(ranks)
+            if sorted(order.tolist()) != list(range(n)):
+                raise RuntimeError(
+                    "DistributedDataParallel.join: the active ranks disagree on the gradient "
+                    "bucket order; every rank must run the same model and graph.")
+            if order.tolist() != self._order:
+                self._order = order.tolist()
+                self._build_buckets(self._order)
+            self._rebuilt = True
+        return int(ranks[-1]), len(ranks), int(t._data[0])
 
     @contextlib.contextmanager
     def no_sync(self):
@@ -202,6 +258,7 @@ class DistributedDataParallel(Module):
     def _mark_ready(self, i, param):
         if not self._in_backward:
             self._in_backward = True
+            self._backward_ran = True
             self._ready = set()
             self._next_launch = 0
             self._arrival = []
@@ -235,9 +292,30 @@ class DistributedDataParallel(Module):
             self._next_launch += 1
 
     def _launch(self, bucket):
-        bucket.flat *= 1.0 / self._world
-        bucket.work = self._dist.all_reduce(Tensor._wrap(bucket.flat), group=self.process_group,
-                                            async_op=True)
+        bucket.result = self._start_reduce(bucket, bucket.flat, bucket.views)
+
+    def _start_reduce(self, bucket, flat, views):
+        """Start reducing ``flat`` (laid out as ``bucket``) with the comm hook, or by dividing
+        and all-reducing; return a callable that waits and returns the reduced flat array."""
+        if self._comm_hook is None:
+            flat /= self._divisor  # NOTE: a division, as allreduce_hook does: equal results
+            work = self._dist.all_reduce(Tensor._wrap(flat), group=self.process_group,
+                                         async_op=True)
+
+            def result():
+                work.wait()
+                return flat
+
+            return result
+        hook, state = self._comm_hook
+        grad_bucket = GradBucket(bucket.index, Tensor._wrap(flat), [Tensor._wrap(v) for v in views],
+                                 list(bucket.params), bucket.index == len(self._buckets) - 1)
+        fut = hook(state, grad_bucket)
+        if not isinstance(fut, Future):
+            raise RuntimeError("DDP communication hook's callback must return a "
+                               f"torch.futures.Future object, but got {type(fut).__module__}."
+                               f"{type(fut).__qualname__}")
+        return lambda: _hook_result(fut, bucket.index, flat.size)
 
     def _finish_backward(self):
         try:
@@ -254,11 +332,13 @@ class DistributedDataParallel(Module):
                 bucket.views[j][...] = 0
                 bucket.pending -= 1
             self._launch_ready_buckets()
-            unused = self._globally_unused() if self.find_unused_parameters else set()
+            unused = self._globally_unused(self._ready) if self.find_unused_parameters else set()
             for bucket in self._buckets:
-                bucket.work.wait()
+                reduced = bucket.result()
+                if reduced is not bucket.flat:
+                    bucket.flat[...] = reduced
                 self._copy_out(bucket, unused)
-                bucket.work = None
+                bucket.result = None
                 bucket.pending = len(bucket.params)
         finally:
             self._in_backward = False
@@ -270,11 +350,11 @@ class DistributedDataParallel(Module):
                 self._order = list(self._arrival)
                 self._build_buckets(self._order)
 
-    def _globally_unused(self):
+    def _globally_unused(self, ready):
         """Indices of parameters that no rank used in this backward (their grads stay as they
-        were, as in PyTorch)."""
+        were, as in PyTorch); ``ready`` are those this rank used."""
         used = np.zeros(len(self._named), dtype=np.int32)
-        used[list(self._ready)] = 1
+        used[list(ready)] = 1
         t = Tensor._wrap(used)
         self._dist.all_reduce(t, op=self._dist.ReduceOp.MAX, group=self.process_group)
         return {i for i in range(len(self._named)) if not t._data[i]}
@@ -290,6 +370,117 @@ class DistributedDataParallel(Module):
                 p._grad = Tensor._wrap(view.copy())
             else:
                 p._grad._data[...] = view
+
+    # ------------------------------------------------------------------ communication hooks
+    def register_comm_hook(self, state, hook):
+        """Replace the divide-and-all-reduce of each gradient bucket by ``hook``.
+
+        During backward, as each bucket becomes ready (in bucket order), DDP calls
+        ``hook(state, bucket)`` with a :class:`~dtorch.distributed.GradBucket` whose
+        ``buffer()`` holds the bucket's local gradients, flattened and *not* divided by the
+        world size. The hook returns a :class:`dtorch.futures.Future` of the reduced flat tensor
+        (same number of elements); at the end of backward DDP waits for every future, in bucket
+        order, and writes the results into ``.grad``. A hook that does no communication still
+        returns a completed future. Built-in hooks are in
+        :mod:`dtorch.distributed.algorithms.ddp_comm_hooks.default_hooks`.
+
+        Args:
+            state (object): passed to every call of the hook (e.g. the process group, or
+                error-feedback state kept between iterations).
+            hook (Callable): ``hook(state, bucket: dist.GradBucket) -> Future[Tensor]``.
+
+        Raises:
+            RuntimeError: when a hook is already registered, or after the first backward pass.
+
+        Example::
+
+            >>> def noop(state, bucket):
+            ...     fut = dtorch.futures.Future()
+            ...     fut.set_result(bucket.buffer())
+            ...     return fut
+            >>> ddp.register_comm_hook(state=None, hook=noop)   # no averaging at all
+        """
+        if not callable(hook):
+            raise TypeError("Communication hook must be callable.")
+        _check_hook_annotations(hook)
+        if self._comm_hook is not None:
+            raise RuntimeError("register_comm_hook or register_builtin_comm_hook can only be "
+                               "called once.")
+        if self._backward_ran:
+            raise RuntimeError("register_comm_hook must be called before the first backward "
+                               "pass: a DDP communication hook can only be registered once and "
+                               "should be registered before calling backward.")
+        self._comm_hook = (hook, state)
+
+    # ------------------------------------------------------------------ uneven inputs (join)
+    def join(self, divide_by_initial_world_size=True, enable=True,
+             throw_on_early_termination=False):
+        """Context manager for training with a different number of batches on each rank.
+
+        A rank that leaves the loop inside the block early "joins": until every rank has
+        joined it shadows each iteration of the still-active ranks (the buffer broadcast, one
+        zero-gradient all-reduce per bucket -- through the comm hook if one is registered --
+        and the unused-parameter all-reduce) so that no collective is left unmatched. When all
+        have joined, the parameters and buffers of the last rank to join are broadcast to all.
+
+        Args:
+            divide_by_initial_world_size (bool): divide gradients by the initial world size
+                (every sample weighs the same) if True, else by the number of ranks still
+                active at that iteration (the average over the active ranks). Ignored by comm
+                hooks, which do their own division.
+            enable (bool): False disables uneven-input detection (inputs known to be even).
+            throw_on_early_termination (bool): raise ``RuntimeError`` on every rank as soon
+                as one rank runs out of inputs, instead of shadowing.
+
+        Every active rank must call forward and backward the same number of times per
+        iteration (one forward with gradients enabled is taken to be followed by a backward
+        unless ``no_sync()`` is used), and the block must contain no other collectives.
+
+        Example::
+
+            >>> with model.join():
+            ...     for x, y in loader:      # rank r may have fewer batches than rank r + 1
+            ...         opt.zero_grad()
+            ...         loss_fn(model(x), y).backward()
+            ...         opt.step()
+        """
+        return Join([self], enable, throw_on_early_termination,
+                    divide_by_initial_world_size=divide_by_initial_world_size)
+
+    def join_hook(self, **kwargs):
+        """The :class:`~dtorch.distributed.algorithms.JoinHook` shadowing this model's forward
+        and backward collectives; ``divide_by_initial_world_size`` (default True) is read from
+        ``kwargs``."""
+        return _DDPJoinHook(self, kwargs.get("divide_by_initial_world_size", True))
+
+    @property
+    def join_device(self):
+        return self._named[0][1].device
+
+    @property
+    def join_process_group(self):
+        return self.process_group
+
+    def _join_shadow_backward(self):
+        """A joined rank's side of one backward: zero gradients through the same bucket
+        reductions, then the unused-parameter all-reduce, in the active ranks' order."""
+        pending = []
+        for bucket in self._buckets:
+            flat = _backend.get_array_module(bucket.flat).zeros_like(bucket.flat)
+            views = [flat[o:o + p._data.size].reshape(p._data.shape)
+                     for o, p in zip(bucket.offsets, bucket.params)]
+            pending.append(self._start_reduce(bucket, flat, views))
+        if self.find_unused_parameters:
+            self._globally_unused(())
+        for result in pending:
+            result()
+
+    def _sync_final_model(self, is_last_joiner):
+        """Broadcast parameters and buffers from the highest rank among the last joiners."""
+        me = self._dist.get_rank(self.process_group)
+        t = Tensor._wrap(np.array([me if is_last_joiner else -1], dtype=np.int64))
+        self._dist.all_reduce(t, op=self._dist.ReduceOp.MAX, group=self.process_group)
+        self._sync_module_states(int(t._data[0]))
 
     # ------------------------------------------------------------------ extras
     def check_replicas(self):
@@ -309,6 +500,53 @@ class DistributedDataParallel(Module):
                 f"DistributedDataParallel: replicas diverged: parameter "
                 f"'{self._named[bad[0]][0]}' differs on rank(s) {differ} from rank 0 "
                 f"(checksums {[gathered[r] for r in differ]} vs {gathered[0]}).")
+
+class _DDPJoinHook(JoinHook):
+    """Shadows one iteration of the active ranks on a rank that has joined."""
+
+    def __init__(self, ddp, divide_by_initial_world_size):
+        if not isinstance(ddp, DistributedDataParallel):
+            raise TypeError("DDP join hook requires passing in a DistributedDataParallel "
+                            f"instance as the state, got {type(ddp).__name__}")
+        self.ddp = ddp
+        ddp._divide_by_initial_world_size = divide_by_initial_world_size
+
+    def main_hook(self):
+        src, _, syncing = self.ddp._join_exchange(False, joined=True)
+        self.ddp._sync_buffers(src)
+        if syncing:
+            self.ddp._join_shadow_backward()
+
+    def post_hook(self, is_last_joiner):
+        self.ddp._sync_final_model(is_last_joiner)
+
+
+def _hook_result(fut, index, numel):
+    """The reduced flat array a comm hook's future resolved to, checked."""
+    value = fut.wait()
+    if not isinstance(value, Tensor):
+        raise RuntimeError(f"DDP communication hook: the Future of bucket {index} must hold one "
+                           f"Tensor (the reduced bucket buffer), got {type(value).__name__}")
+    if value.numel() != numel:
+        raise RuntimeError(f"DDP communication hook: the Future of bucket {index} holds a tensor "
+                           f"of shape {list(value.shape)} ({value.numel()} elements), but the "
+                           f"bucket buffer has {numel} elements")
+    return value._data.reshape(-1)
+
+
+def _check_hook_annotations(hook):
+    """PyTorch's checks of a comm hook's annotations (postponed string annotations pass)."""
+    sig = inspect.signature(hook)
+    params = list(sig.parameters.values())
+    empty = inspect.Parameter.empty
+    bucket = params[1].annotation if len(params) > 1 else empty
+    if bucket is not empty and not isinstance(bucket, str) and bucket is not GradBucket:
+        raise ValueError("Communication hook: bucket annotation should be dist.GradBucket.")
+    ret = sig.return_annotation
+    if ret is not empty and not isinstance(ret, str) and ret != Future[Tensor]:
+        raise ValueError("Communication hook: return annotation should be "
+                         "torch.futures.Future[torch.Tensor].")
+
 
 def _checksum(array):
     """A position-weighted sum: equal for identical arrays, different for almost any change."""

@@ -29,3 +29,22 @@ def test_matches_single_process(kind):
 ], ids=lambda f: f.__name__)
 def test_ddp_behaviour(check):
     check()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("check", [
+    suite.check_allreduce_hook_is_exactly_no_hook, suite.check_fp16_compress_hook,
+    suite.check_custom_hook_sees_buckets_and_changes_the_result,
+    suite.check_register_comm_hook_errors, suite.check_hook_future_of_wrong_size_raises,
+    suite.check_work_get_future, suite.check_join_rank_without_batches,
+    suite.check_join_with_comm_hook, suite.check_join_throw_on_early_termination,
+    suite.check_generic_join,
+], ids=lambda f: f.__name__)
+def test_comm_hooks_and_join(check):
+    check()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("divide_by_initial_world_size", [True, False])
+def test_join_uneven_inputs(divide_by_initial_world_size):
+    suite.check_join_uneven_inputs(divide_by_initial_world_size)

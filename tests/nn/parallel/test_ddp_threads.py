@@ -39,3 +39,27 @@ def test_single_process_world_is_plain_training():
         suite.check_matches_single_process("sgd")
     finally:
         dist.destroy_process_group()
+
+
+HOOK_AND_JOIN_CHECKS = [
+    suite.check_allreduce_hook_is_exactly_no_hook, suite.check_fp16_compress_hook,
+    suite.check_custom_hook_sees_buckets_and_changes_the_result,
+    suite.check_register_comm_hook_errors, suite.check_hook_future_of_wrong_size_raises,
+    suite.check_work_get_future, suite.check_join_rank_without_batches,
+    suite.check_join_with_comm_hook, suite.check_join_throw_on_early_termination,
+    suite.check_generic_join,
+]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("nprocs", [2, 3, 4])
+@pytest.mark.parametrize("check", HOOK_AND_JOIN_CHECKS, ids=lambda f: f.__name__)
+def test_comm_hooks_and_join(check, nprocs):
+    run(check, nprocs)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("nprocs", [2, 3, 4])
+@pytest.mark.parametrize("divide_by_initial_world_size", [True, False])
+def test_join_uneven_inputs(nprocs, divide_by_initial_world_size):
+    run(suite.check_join_uneven_inputs, nprocs, divide_by_initial_world_size)
