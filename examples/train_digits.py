@@ -8,11 +8,23 @@ The same script runs as a single process or across processes:
 
 Each rank trains on its shard of every epoch (DistributedSampler); gradients are averaged by
 DDP during backward; loss and accuracy are aggregated over ranks exactly (padding excluded).
-Rank 0 shows a tqdm progress bar, writes a checkpoint every epoch (atomically) and, at the end,
-a loss/accuracy plot. ``--resume`` continues from the last checkpoint.
+Rank 0 shows a tqdm progress bar and, at the end, writes a loss/accuracy plot.
+
+Checkpoints (``--out``/checkpoint.pt) are collectives (:mod:`dtorch.distributed.checkpoint`):
+rank 0 writes one atomically after every epoch while the others wait, and ``--resume`` reads it
+on rank 0 and broadcasts it, so the ranks need no shared file system. It holds the model,
+optimizer, scheduler and history and the position in the epoch, so a resumed run continues the
+same training (at another world size, an interrupted epoch restarts: its order depends on the
+number of ranks).
+
+Preemption: on SIGTERM (what SLURM, ``mpiexec`` and ``python -m launch`` send before killing a
+job) every rank finishes its step, the ranks agree, a final checkpoint is written, and the job
+exits with status 143 (128 + SIGTERM), as a terminated job does -- run it again with
+``--resume`` (or requeue it) to continue where it stopped.
 """
 
 import argparse
+import itertools
 import os
 import sys
 import time
@@ -23,6 +35,7 @@ import dtorch as torch
 import dtorch.distributed as dist
 import dtorch.nn as nn
 import dtorch.nn.functional as F
+from dtorch.distributed import checkpoint as dcp
 from dtorch.nn.parallel import DistributedDataParallel as DDP
 from dtorch.utils.data import DataLoader, TensorDataset
 from dtorch.utils.data.distributed import DistributedSampler, distributed_evaluate
@@ -101,6 +114,17 @@ def save_plot(history, path):
     plt.close(fig)
 
 
+def stop(signum, epoch, step, state, ckpt_path, rank):
+    """Preempted: save the final checkpoint (every rank), then exit with 128 + signum."""
+    dcp.save(state, ckpt_path)
+    if rank == 0:
+        print(f"preempted by signal {signum} in epoch {epoch + 1} after step {step}: "
+              f"checkpoint saved to {ckpt_path}; exiting with {128 + signum} (continue with "
+              "--resume)", flush=True)
+    dist.destroy_process_group()
+    sys.exit(128 + signum)
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--epochs", type=int, default=12)
@@ -131,50 +155,68 @@ def main(argv=None):
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs)
 
     ckpt_path = os.path.join(args.out, "checkpoint.pt")
-    history, start = [], 0
-    if args.resume and os.path.exists(ckpt_path):
-        ckpt = torch.load(ckpt_path, map_location=device)
-        model.module.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        history, start = ckpt["history"], ckpt["epoch"] + 1
-        if rank == 0:
-            print(f"resumed from {ckpt_path} at epoch {start}")
     if rank == 0:
         os.makedirs(args.out, exist_ok=True)
+    history, start, skip = [], 0, 0
+    if args.resume:
+        try:
+            ckpt = dcp.load(ckpt_path, map_location=device)
+        except FileNotFoundError:  # raised on every rank alike: all start afresh together
+            ckpt = None
+            if rank == 0:
+                print(f"no checkpoint at {ckpt_path}: starting afresh")
+        if ckpt is not None:
+            model.module.load_state_dict(ckpt["model"])
+            opt.load_state_dict(ckpt["optimizer"])
+            sched.load_state_dict(ckpt["scheduler"])
+            history, start = ckpt["history"], ckpt["epoch"]
+            skip = ckpt["step"] if ckpt["world_size"] == world else 0
+            if rank == 0:
+                print(f"resumed from {ckpt_path} at epoch {start + 1} step {skip}")
+    if rank == 0:
         print(f"training DigitsNet on {len(train_set)} digits, {world} rank(s), "
               f"{args.batch_size} per rank, device {device}")
+
+    def state(epoch, step):
+        """Everything needed to continue: ``step`` batches of epoch ``epoch`` are done."""
+        return dict(model=model.module.state_dict(), optimizer=opt.state_dict(),
+                    scheduler=sched.state_dict(), history=history, epoch=epoch, step=step,
+                    world_size=world)
 
     progress = None
     if rank == 0 and not args.no_progress:
         from tqdm import tqdm
 
-        progress = tqdm(total=(args.epochs - start) * len(loader), unit="step", file=sys.stdout)
+        progress = tqdm(total=(args.epochs - start) * len(loader) - skip, unit="step",
+                        file=sys.stdout)
     t0 = time.perf_counter()
-    for epoch in range(start, args.epochs):
-        sampler.set_epoch(epoch)
-        for x, y in loader:
-            x, y = x.to(device), y.to(device)
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if progress is not None:
-                progress.update(1)
-                progress.set_postfix(loss=f"{loss.item():.3f}")
-        sched.step()
-        train_loss, _ = evaluate(model, train_set, device, world)
-        test_loss, test_acc = evaluate(model, test_set, device, world)
-        history.append(dict(epoch=epoch, train_loss=train_loss, test_loss=test_loss,
-                            test_acc=test_acc))
-        if rank == 0:
-            msg = (f"epoch {epoch + 1:2d}/{args.epochs}  train loss {train_loss:.4f}  "
-                   f"test loss {test_loss:.4f}  test acc {test_acc:.4f}")
-            (progress.write if progress is not None else print)(msg)
-            torch.save(dict(model=model.module.state_dict(), optimizer=opt.state_dict(),
-                            scheduler=sched.state_dict(), history=history, epoch=epoch),
-                       ckpt_path)
-        dist.barrier()
+    with dcp.PreemptionHandler() as preemption:
+        for epoch in range(start, args.epochs):
+            sampler.set_epoch(epoch)
+            for step, (x, y) in enumerate(itertools.islice(loader, skip, None), start=skip + 1):
+                x, y = x.to(device), y.to(device)
+                loss = F.cross_entropy(model(x), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                if progress is not None:
+                    progress.update(1)
+                    progress.set_postfix(loss=f"{loss.item():.3f}")
+                if preemption.should_stop():  # a collective: every rank, every step
+                    if progress is not None:
+                        progress.close()
+                    stop(preemption.signum, epoch, step, state(epoch, step), ckpt_path, rank)
+            skip = 0
+            sched.step()
+            train_loss, _ = evaluate(model, train_set, device, world)
+            test_loss, test_acc = evaluate(model, test_set, device, world)
+            history.append(dict(epoch=epoch, train_loss=train_loss, test_loss=test_loss,
+                                test_acc=test_acc))
+            if rank == 0:
+                msg = (f"epoch {epoch + 1:2d}/{args.epochs}  train loss {train_loss:.4f}  "
+                       f"test loss {test_loss:.4f}  test acc {test_acc:.4f}")
+                (progress.write if progress is not None else print)(msg)
+            dcp.save(state(epoch + 1, 0), ckpt_path)
     if progress is not None:
         progress.close()
     if rank == 0:

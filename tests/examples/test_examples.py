@@ -1,14 +1,20 @@
 """Every example runs, with short settings, and prints what the tutorials say it prints. The main
 job (``examples/train_digits.py``) runs as one process and under ``mpiexec -n 2`` -- the README's
-main command with fewer epochs."""
+main command with fewer epochs --, and, preempted by SIGTERM mid-epoch, resumes to the same
+result as an uninterrupted run."""
 
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+
+import dtorch
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MPLBACKEND="Agg")
@@ -74,3 +80,38 @@ def test_train_digits_main_job_under_mpiexec(tmp_path):
                "--out", str(tmp_path)], timeout=300)
     assert "2 rank(s)" in out
     _check_digits_output(out, tmp_path, 6)
+
+
+@pytest.mark.skipif(shutil.which("mpiexec") is None, reason="mpiexec is not installed")
+@pytest.mark.timeout(600)
+def test_train_digits_preempted_by_sigterm_resumes_identically(tmp_path):
+    """SIGTERM to the job (``timeout`` and ``mpiexec`` forward it to the ranks) early in epoch 2:
+    a final checkpoint at the step reached, exit 143; ``--resume`` then ends exactly where an
+    uninterrupted run ends."""
+    cmd = ["timeout", "280", "mpiexec", "-n", "2", sys.executable,
+           str(ROOT / "examples" / "train_digits.py"), "--epochs", "3", "--no-progress"]
+    straight = run(cmd + ["--out", str(tmp_path / "straight")], timeout=300)
+    out_dir = tmp_path / "preempted"
+    proc = subprocess.Popen(cmd + ["--out", str(out_dir)], cwd=ROOT, env=ENV, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 280
+        while not (out_dir / "checkpoint.pt").exists():  # epoch 1 is done
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, f"{out}\n{err}"
+    m = re.search(r"preempted by signal 15 in epoch (\d+) after step (\d+): checkpoint saved",
+                  out)
+    assert m is not None, out
+    epoch, step = int(m.group(1)), int(m.group(2))
+    ckpt = dtorch.load(out_dir / "checkpoint.pt")
+    assert (ckpt["epoch"] + 1, ckpt["step"], ckpt["world_size"]) == (epoch, step, 2)
+    assert epoch >= 2 and len(ckpt["history"]) == epoch - 1
+    resumed = run(cmd + ["--out", str(out_dir), "--resume"], timeout=300)
+    assert f"resumed from {out_dir / 'checkpoint.pt'} at epoch {epoch} step {step}" in resumed
+    last = [line for line in straight.splitlines() if line.startswith("epoch  3/3")]
+    assert len(last) == 1 and last[0] in resumed.splitlines(), (straight, resumed)
