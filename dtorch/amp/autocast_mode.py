@@ -3,7 +3,7 @@
 The state (enabled flag and dtype per device type, the cast cache) is thread-local, like grad
 mode: the thread world runs each rank in its own thread. Ops opt in with the
 :func:`autocast_op` decorator where they are defined; their policy comes from
-:mod:`dtorch.amp.policy`. With autocast off, a decorated op pays one thread-local attribute read.
+:mod:`dtorch.amp.policy`. While no thread has autocast on, a decorated op pays one list read.
 """
 
 import functools
@@ -31,9 +31,23 @@ class _AutocastState(threading.local):
         self.cache = {}  # id(fp32 leaf) -> (leaf, its version, its lower-precision cast)
         # The fast-path flag: some device enabled and not inside an autocast op.
         self.active = False
+        self.counted = False  # whether this thread is in _threads_active
 
 
 _state = _AutocastState()
+# NOTE: how many threads have autocast active, read by every hooked op before the thread-local
+# state: with autocast off everywhere an op pays one list read (a thread-local read and the
+# argument packing cost about 0.2 us more per call on this machine).
+_threads_active = [0]
+_count_lock = threading.Lock()
+
+
+def _set_active(st, active):
+    if active != st.counted:
+        with _count_lock:
+            _threads_active[0] += 1 if active else -1
+        st.counted = active
+    st.active = active
 
 
 def _check_device_type(device_type):
@@ -147,7 +161,7 @@ class autocast:
             st.dtype[dev] = self.fast_dtype
         st.cache_enabled = self._cache_enabled
         st.nesting += 1
-        st.active = st.enabled["cpu"] or st.enabled["cuda"]
+        _set_active(st, st.enabled["cpu"] or st.enabled["cuda"])
         return self
 
     def __exit__(self, *exc):
@@ -156,7 +170,7 @@ class autocast:
         if st.nesting == 0:
             st.cache.clear()
         st.enabled[dev], st.dtype[dev], st.cache_enabled = self._saved.pop()
-        st.active = st.enabled["cpu"] or st.enabled["cuda"]
+        _set_active(st, st.enabled["cpu"] or st.enabled["cuda"])
         return False
 
     def __call__(self, func):
@@ -200,9 +214,9 @@ def autocast_op(fn):
 
     @functools.wraps(fn)
     def op(*args, **kwargs):
-        if not _state.active:
-            return fn(*args, **kwargs)
-        return _autocast_call(fn, policies, args, kwargs)
+        if _threads_active[0] and _state.active:
+            return _autocast_call(fn, policies, args, kwargs)
+        return fn(*args, **kwargs)
 
     return op
 

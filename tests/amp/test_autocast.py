@@ -193,6 +193,7 @@ def test_state_restored_after_exception():
         raise ValueError("boom")
     assert not dtorch.is_autocast_enabled("cpu")
     assert not autocast_mode._state.active and autocast_mode._state.nesting == 0
+    assert autocast_mode._threads_active == [0]  # the hooked ops' fast path is back
 
 
 def test_decorator_form():
@@ -228,6 +229,7 @@ def test_state_is_thread_local():
     checked.set()
     th.join(30)
     assert seen == {"main": (f32, False), "thread": f16}
+    assert autocast_mode._threads_active == [0]
 
 
 def test_gradients_reach_float32_params_in_float32_and_match_full_precision():
