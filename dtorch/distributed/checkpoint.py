@@ -29,7 +29,10 @@ Example::
     from dtorch.distributed import checkpoint as dcp
 
     dist.init_process_group()
-    state = dcp.load("ckpt.pt", map_location=device) if os.path.exists("ckpt.pt") else None
+    try:  # only rank 0 looks at the file; a missing one raises on every rank alike
+        state = dcp.load("ckpt.pt", map_location=device)
+    except FileNotFoundError:
+        state = None
     ...
     with dcp.PreemptionHandler() as preemption:
         for step in range(start, steps):
@@ -60,7 +63,6 @@ from .process_group import GroupMember, is_initialized, resolve
 __all__ = ["save", "load", "PreemptionHandler"]
 
 _CHUNK = 1 << 26  # bytes per broadcast: well below MPI's 2**31 count limit, bounded extra copies
-_OK, _FAILED = 0, 1
 
 
 # ----------------------------------------------------------------------------- save / load
@@ -97,17 +99,18 @@ def save(obj, f, *, src=0, group=None):
             serialization.save(obj, f)
         except Exception as e:  # noqa: BLE001 - every rank must learn of any failure
             error = e
-    _share(pg, root, b"", error, "saving", f)
+    _share(pg, root, error, b"", "saving", f)
 
 
 def load(f, *, map_location=None, src=0, group=None):
     """Load a checkpoint on rank ``src`` and broadcast it to every rank of ``group``.
 
     A collective: every rank of ``group`` calls it and gets its own copy of the object. Only
-    rank ``src`` opens ``f`` (other ranks may pass a path they cannot see, or None), checks the
-    whole file, then broadcasts its bytes; each rank decodes them with its own ``map_location``.
-    A missing, unreadable or corrupt file raises the same error on every rank. Without a
-    process group this is :func:`dtorch.load`.
+    rank ``src`` opens ``f`` (other ranks may pass a path they cannot see, or None) and
+    broadcasts its bytes; every rank decodes them with the same checks as :func:`dtorch.load`
+    (CRC-32 of every entry, bounds of every view) and its own ``map_location``. A missing,
+    unreadable or corrupt file raises the same error on every rank. Without a process group
+    this is :func:`dtorch.load`.
 
     Args:
         f: a path or a readable binary file object, used on rank ``src`` only.
@@ -122,7 +125,8 @@ def load(f, *, map_location=None, src=0, group=None):
 
     Raises:
         ValueError: ``src`` is not in ``group``, or this rank is not a member of it.
-        OSError, RuntimeError: on every rank, when rank ``src`` could not read ``f``.
+        OSError, RuntimeError: on every rank, when rank ``src`` could not read ``f`` or the
+            file is not a valid checkpoint.
 
     Example::
 
@@ -132,19 +136,14 @@ def load(f, *, map_location=None, src=0, group=None):
     pg, root = _group(group, src, "load")
     if pg is None:
         return serialization.load(f, map_location=map_location)
-    data, obj, error = b"", None, None
+    data, error = b"", None
     if pg.rank() == root:
-        name = repr(os.fspath(f)) if isinstance(f, (str, os.PathLike)) else "the file object"
         try:
             data = _read_all(f)
-            obj = serialization._load_from(io.BytesIO(data), name, map_location)
         except Exception as e:  # noqa: BLE001 - every rank must learn of any failure
             error = e
-    received = _share(pg, root, data, error, "loading", f)
-    if pg.rank() == root:
-        return obj
-    return serialization._load_from(io.BytesIO(received), f"the checkpoint from rank {src}",
-                                    map_location)
+    where, data = _share(pg, root, error, data, "loading", f)
+    return serialization._load_from(io.BytesIO(data), where, map_location)
 
 
 def _group(group, src, what):
@@ -168,30 +167,42 @@ def _read_all(f):
     return f.read()
 
 
-def _share(pg, root, payload, error, doing, f):
-    """Broadcast the root's outcome; raise its error on every rank, else return its payload."""
+def _share(pg, root, error, data, doing, f):
+    """Broadcast rank ``root``'s outcome: raise its error on every rank, or return (the name of
+    ``f`` on the root, ``data``) on every rank. Nothing is pickled: a JSON description, then
+    the bytes in chunks of ``_CHUNK``."""
     is_root = pg.rank() == root
+    head = np.zeros(2, np.int64)
     if is_root:
-        where = repr(os.fspath(f)) if isinstance(f, (str, os.PathLike)) else "a file object"
+        where = repr(os.fspath(f)) if isinstance(f, (str, os.PathLike)) else "the file object"
         note = (f"(raised by rank {pg.ranks[root]} while {doing} the checkpoint {where}; every "
                 f"rank of {pg.desc} raises it)")
-        body = payload if error is None else _encode_error(error, note)
-        head = np.array([_OK if error is None else _FAILED, len(body)], np.int64)
-    else:
-        head = np.zeros(2, np.int64)
+        desc = {"where": where} if error is None else {"error": _encode_error(error),
+                                                       "note": note}
+        meta = json.dumps(desc, default=str).encode()  # default: an OSError's bytes filename
+        head[:] = len(meta), len(data)
     collectives.broadcast(head, group=pg, group_src=root)
-    size = int(head[1])
-    buf = np.frombuffer(bytearray(body), np.uint8) if is_root else np.empty(size, np.uint8)
+    desc = json.loads(_broadcast_bytes(pg, root, meta if is_root else b"", int(head[0])))
+    if "error" in desc:
+        exc = error if is_root else _decode_error(desc["error"])
+        _add_note(exc, desc["note"])
+        if is_root:
+            raise exc
+        raise exc from None
+    return desc["where"], _broadcast_bytes(pg, root, data, int(head[1]))
+
+
+def _broadcast_bytes(pg, root, data, size):
+    """Rank ``root``'s ``size`` bytes ``data``, on every rank."""
+    if pg.rank() == root:
+        for start in range(0, size, _CHUNK):  # NOTE: a copy of one chunk at a time
+            chunk = np.frombuffer(data, np.uint8, min(_CHUNK, size - start), start).copy()
+            collectives.broadcast(chunk, group=pg, group_src=root)
+        return data
+    buf = np.empty(size, np.uint8)
     for start in range(0, size, _CHUNK):
         collectives.broadcast(buf[start:start + _CHUNK], group=pg, group_src=root)
-    if head[0] == _OK:
-        return b"" if is_root else buf.tobytes()
-    if is_root:
-        _add_note(error, note)
-        raise error
-    exc, note = _decode_error(buf.tobytes())
-    _add_note(exc, note)
-    raise exc from None
+    return buf.tobytes()
 
 
 def _add_note(exc, note):
@@ -199,30 +210,28 @@ def _add_note(exc, note):
         exc.add_note(note)
 
 
-def _encode_error(e, note):
-    """JSON from which :func:`_decode_error` rebuilds an exception of the same type and text."""
+def _encode_error(e):
+    """A JSON-able description from which :func:`_decode_error` rebuilds an equal exception."""
     if isinstance(e, OSError) and e.errno is not None:
         args = [e.errno, e.strerror] + ([e.filename] if e.filename is not None else [])
     elif all(isinstance(a, (str, int, float, bool, type(None))) for a in e.args):
         args = list(e.args)
     else:
         args = [str(e)]
-    # NOTE: default=str for an OSError filename given as bytes
-    return json.dumps({"type": type(e).__name__, "args": args, "note": note}, default=str).encode()
+    return {"type": type(e).__name__, "args": args}
 
 
-def _decode_error(raw):
-    """(exception, note) from :func:`_encode_error`: the same builtin type, else RuntimeError."""
-    desc = json.loads(raw.decode())
+def _decode_error(desc):
+    """The exception :func:`_encode_error` described: the same builtin type, else RuntimeError."""
     name, args = desc["type"], desc["args"]
     cls = getattr(builtins, name, None)
     if isinstance(cls, type) and issubclass(cls, Exception):
         try:
-            return cls(*args), desc["note"]
+            return cls(*args)
         except TypeError:
             pass
     text = args[0] if len(args) == 1 else ", ".join(map(str, args))
-    return RuntimeError(f"{name}: {text}"), desc["note"]
+    return RuntimeError(f"{name}: {text}")
 
 
 # ----------------------------------------------------------------------------- preemption

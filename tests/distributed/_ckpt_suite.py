@@ -118,11 +118,15 @@ def check_save_writes_once_and_every_rank_waits(shared):
         assert not _mine(shared, "last.pt").exists()
 
 
-def _raises_everywhere(exc_type, fn):
-    """Run ``fn`` expecting ``exc_type`` on this rank; return the message of every rank."""
+def _raises_everywhere(exc_type, fn, sent=True):
+    """Run ``fn`` expecting ``exc_type`` on this rank; return the message of every rank.
+
+    ``sent``: the error is rank 0's, sent to the others (else each rank finds it decoding).
+    """
     with pytest.raises(exc_type) as info:
         fn()
-    assert any("raised by rank 0" in note for note in getattr(info.value, "__notes__", []))
+    notes = getattr(info.value, "__notes__", [])
+    assert any("raised by rank 0" in note for note in notes) == sent, notes
     texts = _gather(f"{type(info.value).__name__}: {info.value}")
     assert len(set(texts)) == 1, texts
     return info.value, texts[0]
@@ -188,12 +192,13 @@ def check_load_failures_raise_on_every_rank(shared):
         dtorch.save(payload(1), corrupt)
         data = corrupt.read_bytes()
         corrupt.write_bytes(data[: len(data) // 2])
-    _, text = _raises_everywhere(RuntimeError, lambda: dcp.load(corrupt))
+    _, text = _raises_everywhere(RuntimeError, lambda: dcp.load(corrupt), sent=False)
+    assert str(shared / "rank0" / "corrupt.pt") in text  # the reader's path, on every rank
     assert "is not a valid dtorch checkpoint" in text
     pickled = _mine(shared, "pickled.pt")
     if r == 0:
         pickled.write_bytes(b"\x80\x04\x95" + b"\x00" * 20)
-    _, text = _raises_everywhere(RuntimeError, lambda: dcp.load(pickled))
+    _, text = _raises_everywhere(RuntimeError, lambda: dcp.load(pickled), sent=False)
     assert "is a Python pickle" in text
     _raises_everywhere(IsADirectoryError, lambda: dcp.load(shared))
 
