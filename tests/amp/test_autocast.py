@@ -420,3 +420,12 @@ def test_cuda_device(device):
     assert out.dtype is f16 and loss.dtype is f32
     loss.backward()
     assert lin.weight.grad.dtype is f32 and lin.weight.grad.is_cuda
+
+
+def test_hooked_ops_still_warn_at_the_callers_line():
+    x = r(2, 3)
+    for call in (lambda: F.softmax(x), lambda: F.mse_loss(x, r(3)),
+                 lambda: F.kl_div(x, x)):
+        with pytest.warns(UserWarning) as rec:
+            call()
+        assert rec[0].filename == __file__

@@ -94,8 +94,9 @@ def _inplace(input, fn, inplace, *args):
 
 
 def _softmax_dim(name, ndim, stacklevel):
+    # NOTE: +1 for the frame of the autocast_op wrapper around the softmax family.
     warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call to "
-                  "include dim=X as an argument.", UserWarning, stacklevel=stacklevel)
+                  "include dim=X as an argument.", UserWarning, stacklevel=stacklevel + 1)
     return 0 if ndim in (0, 1, 3) else 1
 
 

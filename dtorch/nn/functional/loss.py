@@ -65,7 +65,8 @@ def _check_same_size(input, target, name):
         warnings.warn(
             f"Using a target size ({target.shape}) that is different to the input size "
             f"({input.shape}). This will likely lead to incorrect results due to broadcasting. "
-            "Please ensure they have the same size.", UserWarning, stacklevel=3)
+            "Please ensure they have the same size.", UserWarning,
+            stacklevel=4)  # NOTE: the caller's caller is the autocast_op wrapper
 
 
 def _float_pair(input, target):
@@ -396,7 +397,8 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
         warnings.warn("reduction: 'mean' divides the total loss by both the batch size and the "
                       "support size.'batchmean' divides only by the batch size, and aligns with "
                       "the KL div math definition.'mean' will be changed to behave the same as "
-                      "'batchmean' in the next major release.", UserWarning, stacklevel=2)
+                      "'batchmean' in the next major release.", UserWarning,
+                      stacklevel=3)  # NOTE: past the autocast_op wrapper
     input, target = _float_pair(input, target)
     if log_target:
         loss = target.exp() * (target - input)
