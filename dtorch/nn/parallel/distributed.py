@@ -262,6 +262,7 @@ class DistributedDataParallel(Module, Joinable):
             self._ready = set()
             self._next_launch = 0
             self._arrival = []
+            self._inflight = []
             queue_callback(self._finish_backward)
         if i in self._ready:
             raise RuntimeError(
@@ -274,6 +275,10 @@ class DistributedDataParallel(Module, Joinable):
         self._copy_in(bucket, j, param)
         bucket.pending -= 1
         self._launch_ready_buckets()
+        # NOTE: testing the oldest reduction in flight drives MPI's progress engine, which is
+        # how reductions advance during backward when no communication thread does it.
+        while self._inflight and self._inflight[0]():
+            self._inflight.pop(0)
 
     def _copy_in(self, bucket, j, param):
         view = bucket.views[j]
@@ -292,11 +297,13 @@ class DistributedDataParallel(Module, Joinable):
             self._next_launch += 1
 
     def _launch(self, bucket):
-        bucket.result = self._start_reduce(bucket, bucket.flat, bucket.views)
+        bucket.result, done = self._start_reduce(bucket, bucket.flat, bucket.views)
+        self._inflight.append(done)
 
     def _start_reduce(self, bucket, flat, views):
         """Start reducing ``flat`` (laid out as ``bucket``) with the comm hook, or by dividing
-        and all-reducing; return a callable that waits and returns the reduced flat array."""
+        and all-reducing; return ``(result, done)``: a callable that waits and returns the
+        reduced flat array, and one that tests for completion without blocking."""
         if self._comm_hook is None:
             flat /= self._divisor  # NOTE: a division, as allreduce_hook does: equal results
             work = self._dist.all_reduce(Tensor._wrap(flat), group=self.process_group,
@@ -306,7 +313,7 @@ class DistributedDataParallel(Module, Joinable):
                 work.wait()
                 return flat
 
-            return result
+            return result, work.is_completed
         hook, state = self._comm_hook
         grad_bucket = GradBucket(bucket.index, Tensor._wrap(flat), [Tensor._wrap(v) for v in views],
                                  list(bucket.params), bucket.index == len(self._buckets) - 1)
@@ -315,7 +322,7 @@ class DistributedDataParallel(Module, Joinable):
             raise RuntimeError("DDP communication hook's callback must return a "
                                f"torch.futures.Future object, but got {type(fut).__module__}."
                                f"{type(fut).__qualname__}")
-        return lambda: _hook_result(fut, bucket.index, flat.size)
+        return (lambda: _hook_result(fut, bucket.index, flat.size)), fut.done
 
     def _finish_backward(self):
         try:
@@ -469,7 +476,7 @@ class DistributedDataParallel(Module, Joinable):
             flat = _backend.get_array_module(bucket.flat).zeros_like(bucket.flat)
             views = [flat[o:o + p._data.size].reshape(p._data.shape)
                      for o, p in zip(bucket.offsets, bucket.params)]
-            pending.append(self._start_reduce(bucket, flat, views))
+            pending.append(self._start_reduce(bucket, flat, views)[0])
         if self.find_unused_parameters:
             self._globally_unused(())
         for result in pending:
