@@ -19,6 +19,8 @@ import time
 import uuid
 from collections import defaultdict, deque
 
+import numpy as np
+
 from .backend import Backend, DoneHandle, Handle, reduce_arrays
 from .errors import DistError
 
@@ -138,8 +140,11 @@ def spawn_threads(fn, args=(), nprocs=2, timeout=None):
     results = [None] * nprocs
     errors = {}
 
+    errstate = np.geterr()
+
     def run(rank):
         _launch.ctx = (rank, nprocs, key)
+        np.seterr(**errstate)  # NOTE: NumPy 2 keeps error handling per thread (a context var)
         try:
             results[rank] = fn(rank, *args)
         except BaseException as exc:

@@ -95,3 +95,20 @@ def test_single_process_rest(alone):
     _suite.check_async_and_layout()
     _suite.check_subgroups()
     assert dist.get_local_rank() == 0 and dist.get_local_world_size() == 1
+
+
+def test_rank_threads_keep_numpy_error_handling():
+    """dtorch computes with IEEE semantics silently (1/0 -> inf, no warning); NumPy 2 keeps
+    its error settings per thread, so rank threads must inherit them."""
+    import numpy as np
+
+    import dtorch
+
+    def rank_fn(rank):
+        out = dtorch.tensor([1.0, 0.0]) / 0.0
+        return np.geterr(), out.tolist()
+
+    results = dist.spawn_threads(rank_fn, nprocs=2, timeout=30)
+    for errstate, values in results:
+        assert errstate == np.geterr()
+        assert values[0] == float("inf") and values[1] != values[1]
