@@ -20,10 +20,12 @@ Example::
     >>> y = checkpoint(block, x, use_reentrant=False)   # block's activations are not kept
 """
 
+import contextlib
 import warnings
 
 from .. import random as _random
 from .._tensor import Tensor
+from ..amp.autocast_mode import autocast, get_autocast_dtype, is_autocast_enabled
 from ..autograd import Function, grad_mode
 from ..autograd import backward as _backward
 from ..autograd import function as _fn
@@ -45,14 +47,26 @@ def _set_rng_state(state):
         _random.cuda_generator().set_state(gpu)
 
 
+def _capture(preserve_rng_state):
+    """What the recomputation must replay: the random state (when preserved) and the enabled
+    autocast regions, so that it computes the same values in the same dtypes."""
+    regions = [(dev, get_autocast_dtype(dev)) for dev in ("cpu", "cuda")
+               if is_autocast_enabled(dev)]
+    return (_rng_state() if preserve_rng_state else None), regions
+
+
 def _run_with_state(fn, args, state):
-    """Run ``fn(*args)`` with gradients enabled and the random state ``state``, restoring the
-    caller's random state afterwards."""
-    outer = _rng_state() if state is not None else None
+    """Run ``fn(*args)`` with gradients enabled under the captured ``state`` (see
+    :func:`_capture`), restoring the caller's random state afterwards."""
+    rng, regions = state
+    outer = _rng_state() if rng is not None else None
     try:
-        if state is not None:
-            _set_rng_state(state)
-        with grad_mode.enable_grad():
+        if rng is not None:
+            _set_rng_state(rng)
+        with contextlib.ExitStack() as stack:
+            for dev, dtype in regions:
+                stack.enter_context(autocast(dev, dtype=dtype))
+            stack.enter_context(grad_mode.enable_grad())
             return fn(*args)
     finally:
         if outer is not None:
@@ -69,7 +83,7 @@ class _ReentrantCheckpoint(Function):
     @staticmethod
     def forward(ctx, run_function, preserve_rng_state, *args):
         ctx.run_function = run_function
-        ctx.rng = _rng_state() if preserve_rng_state else None
+        ctx.state = _capture(preserve_rng_state)
         ctx.tensor_idx = [i for i, a in enumerate(args) if isinstance(a, Tensor)]
         ctx.args = [None if isinstance(a, Tensor) else a for a in args]
         ctx.save_for_backward(*[args[i] for i in ctx.tensor_idx])
@@ -84,7 +98,7 @@ class _ReentrantCheckpoint(Function):
             d.requires_grad_(t.requires_grad)
             args[i] = d
             detached.append(d)
-        outputs = _as_tuple(_run_with_state(ctx.run_function, args, ctx.rng))
+        outputs = _as_tuple(_run_with_state(ctx.run_function, args, ctx.state))
         pairs = [(o, g) for o, g in zip(outputs, grads)
                  if isinstance(o, Tensor) and o.requires_grad and g is not None]
         if not pairs:
@@ -133,9 +147,9 @@ class _NonReentrantCheckpoint(Function):
     forward returns the values computed during discovery, its backward recomputes."""
 
     @staticmethod
-    def forward(ctx, run_function, rng, n_args, values, *tensors):
+    def forward(ctx, run_function, state, n_args, values, *tensors):
         ctx.run_function = run_function
-        ctx.rng = rng
+        ctx.state = state
         ctx.n_args = n_args
         ctx.template = values[1]
         ctx.save_for_backward(*tensors)
@@ -154,7 +168,7 @@ class _NonReentrantCheckpoint(Function):
             args[pos] = d
             detached.append(d)
         leaves = list(tensors[len(arg_pos):])
-        outputs = _as_tuple(_run_with_state(ctx.run_function, args, ctx.rng))
+        outputs = _as_tuple(_run_with_state(ctx.run_function, args, ctx.state))
         pairs = [(o, g) for o, g in zip(outputs, grads)
                  if isinstance(o, Tensor) and o.requires_grad and g is not None]
         wrt = [d for d in detached if d.requires_grad] + [t for t in leaves if t.requires_grad]
@@ -206,7 +220,7 @@ def checkpoint(function, *args, use_reentrant=None, context_fn=None, determinism
             warnings.warn("None of the inputs have requires_grad=True. Gradients will be None",
                           stacklevel=2)
         return _ReentrantCheckpoint.apply(function, preserve_rng_state, *args)
-    rng = _rng_state() if preserve_rng_state else None
+    state = _capture(preserve_rng_state)
     start = next(_fn._seq)
     with grad_mode.enable_grad():
         out = function(*args)
@@ -222,7 +236,7 @@ def checkpoint(function, *args, use_reentrant=None, context_fn=None, determinism
     values = values if isinstance(out, tuple) else values[0]
     template = [_ARG if isinstance(a, Tensor) else a for a in args]
     del out, outs
-    return _NonReentrantCheckpoint.apply(function, rng, len(args), (values, template),
+    return _NonReentrantCheckpoint.apply(function, state, len(args), (values, template),
                                          *tensors_in, *leaves)
 
 

@@ -97,3 +97,25 @@ def test_segment_activations_are_released():
     assert kept[0]() is None
     y.sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), 2 * np.exp(2 * x.detach().numpy()), rtol=1e-6)
+
+
+@pytest.mark.parametrize("use_reentrant", [True, False])
+def test_recomputation_replays_the_autocast_region(use_reentrant):
+    """Under autocast the segment ran in float16; its recomputation during backward (outside
+    the region) must run in float16 too, giving exactly the gradients of the plain run."""
+    dtorch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 4))
+    x = dtorch.randn(8, 6, requires_grad=True)  # the reentrant variant needs a grad input
+
+    def grads(use_checkpoint):
+        net.zero_grad()
+        x.grad = None
+        with dtorch.autocast("cpu", dtype=dtorch.float16):
+            y = checkpoint(net, x, use_reentrant=use_reentrant) if use_checkpoint else net(x)
+            assert y.dtype == dtorch.float16
+            loss = y.float().pow(2).sum()
+        loss.backward()
+        return [p.grad.numpy().copy() for p in net.parameters()] + [x.grad.numpy().copy()]
+
+    for plain, ckpt in zip(grads(False), grads(True)):
+        np.testing.assert_array_equal(ckpt, plain)
