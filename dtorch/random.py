@@ -3,10 +3,13 @@
 A :class:`Generator` wraps NumPy's PCG64 bit generator. The CPU default generator makes every
 random tensor; tensors on a GPU are drawn from a separate CUDA default generator (on the host,
 then copied), so ``dtorch.cuda.manual_seed`` controls them as in PyTorch. The same seed always
-gives the same stream. The streams are not PyTorch's (its Mersenne-Twister transforms are not
-reproduced): identical code gives identical results run to run, not bit-identical to PyTorch.
+gives the same stream. Each rank thread of a thread world (``spawn_threads``, the launcher's
+debug world) has default generators of its own, as each process of a real world has.
+The streams are not PyTorch's (its Mersenne-Twister transforms are not reproduced):
+identical code gives identical results run to run, not bit-identical to PyTorch.
 """
 
+import threading
 import time
 
 import numpy as np
@@ -82,11 +85,38 @@ default_generator = Generator()
 _cuda_generator = [None]
 
 
+class _ThreadGenerators(threading.local):
+    """A thread world rank's own default generators (None elsewhere: the process's)."""
+
+    cpu = None
+    cuda = None
+
+
+_thread = _ThreadGenerators()
+
+
+def use_thread_generators():
+    """Give the calling thread default generators of its own, seeded as in a new process, so
+    that a rank of a thread world draws the same numbers as the same rank in its own process."""
+    _thread.cpu = Generator()
+    _thread.cuda = [None]
+
+
+def _cpu_default():
+    return _thread.cpu or default_generator
+
+
 def cuda_generator():
     """The default generator for tensors created on a GPU."""
-    if _cuda_generator[0] is None:
-        _cuda_generator[0] = Generator("cuda")
-    return _cuda_generator[0]
+    slot = _thread.cuda or _cuda_generator
+    if slot[0] is None:
+        slot[0] = Generator("cuda")
+    return slot[0]
+
+
+def cuda_generator_created():
+    """The CUDA default generator if anything has used it yet, else None."""
+    return (_thread.cuda or _cuda_generator)[0]
 
 
 def generator_for(device, generator=None):
@@ -96,32 +126,32 @@ def generator_for(device, generator=None):
     if device is not None and getattr(device, "type", device) != "cpu" and \
             str(device).startswith("cuda"):
         return cuda_generator()._np
-    return default_generator._np
+    return _cpu_default()._np
 
 
 def manual_seed(seed):
     """Seed every device's default generator; returns the CPU default generator."""
     cuda_generator().manual_seed(seed)
-    return default_generator.manual_seed(seed)
+    return _cpu_default().manual_seed(seed)
 
 
 def seed():
-    s = default_generator.seed()
+    s = _cpu_default().seed()
     cuda_generator().manual_seed(s)
     return s
 
 
 def initial_seed():
-    return default_generator.initial_seed()
+    return _cpu_default().initial_seed()
 
 
 def get_rng_state():
     """The CPU default generator's state (a uint8 tensor)."""
-    return default_generator.get_state()
+    return _cpu_default().get_state()
 
 
 def set_rng_state(new_state):
-    default_generator.set_state(new_state)
+    _cpu_default().set_state(new_state)
 
 
 def fork_rng(devices=None, enabled=True):

@@ -150,6 +150,7 @@ def run_debug_world(script: str, script_args: list[str], nranks: int, module: bo
         raise ValueError(f"--debug-world must be >= 1, got {nranks}")
     code, file, path0 = _load_code(script, module)
     from dtorch.distributed import threads
+    from dtorch.distributed.checkpoint import relay_signals_to_threads
 
     failures = []  # (time, rank, exception) in the order the ranks failed
     lock = threading.Lock()
@@ -189,7 +190,8 @@ def run_debug_world(script: str, script_args: list[str], nranks: int, module: bo
     sys.stderr.write(f"launch: debug world: running {script} as {nranks} rank threads of "
                      f"process {os.getpid()} (thread backend)\n")
     try:
-        threads.spawn_threads(rank_main, nprocs=nranks, timeout=timeout)
+        with relay_signals_to_threads():  # PreemptionHandler blocks in the rank threads
+            threads.spawn_threads(rank_main, nprocs=nranks, timeout=timeout)
         return 0
     except KeyboardInterrupt:
         sys.stderr.write("launch: debug world interrupted\n")

@@ -47,6 +47,7 @@ Example::
 from __future__ import annotations
 
 import builtins
+import contextlib
 import io
 import json
 import os
@@ -60,7 +61,7 @@ from . import collectives
 from .backend import ReduceOp
 from .process_group import GroupMember, is_initialized, resolve
 
-__all__ = ["save", "load", "PreemptionHandler"]
+__all__ = ["save", "load", "PreemptionHandler", "relay_signals_to_threads"]
 
 _CHUNK = 1 << 26  # bytes per broadcast: well below MPI's 2**31 count limit, bounded extra copies
 
@@ -251,9 +252,11 @@ class PreemptionHandler:
     scheduler's grace period (SLURM's ``KillWait``, 30 s by default; the launcher's
     ``--grace-period``).
 
-    Without a process group the flag is local. Signals are delivered to the main thread only,
-    so the handler must be entered there (not in a ``spawn_threads`` rank). A process forked
-    inside the block (a DataLoader worker) keeps the previous behaviour: it dies of the signal.
+    Without a process group the flag is local. Python delivers signals to the main thread only,
+    so the handler is entered there, or in a rank thread of a thread world whose main thread
+    relays signals (:func:`relay_signals_to_threads`; ``python -m launch --debug-world`` does).
+    A process forked inside the block (a DataLoader worker) keeps the previous behaviour: it
+    dies of the signal.
 
     Args:
         signals (tuple): the signals to catch (default ``(signal.SIGTERM,)``).
@@ -298,12 +301,12 @@ class PreemptionHandler:
         return self.signum is not None
 
     def __enter__(self):
-        if threading.current_thread() is not threading.main_thread():
-            name = threading.current_thread().name
-            raise ValueError("PreemptionHandler must be entered in the main thread: Python runs "
-                             f"signal handlers only there (this is thread {name!r})")
         if self._previous is not None:
             raise RuntimeError("PreemptionHandler is already active")
+        if threading.current_thread() is not threading.main_thread():
+            _relay_register(self)
+            self._previous = {}
+            return self
         self._pid = os.getpid()
         self._previous = {s: signal.signal(s, self._on_signal) for s in self.signals}
         return self
@@ -311,6 +314,7 @@ class PreemptionHandler:
     def __exit__(self, *exc_info):
         for s, prev in self._previous.items():
             signal.signal(s, signal.SIG_DFL if prev is None else prev)
+        _relay["handlers"].discard(self)
         self._previous = None
         return False
 
@@ -339,3 +343,68 @@ class PreemptionHandler:
         if flag[0] and self.signum is None:
             self.signum = int(flag[0])
         return bool(flag[0])
+
+
+# ----------------------------------------------------------------------------- thread worlds
+_relay = {"signals": None, "handlers": set(), "lock": threading.Lock()}
+
+
+def _relay_register(handler):
+    with _relay["lock"]:
+        relayed = _relay["signals"]
+        missing = [s.name for s in handler.signals if relayed is None or s not in relayed]
+        if missing:
+            name = threading.current_thread().name
+            raise ValueError(
+                "PreemptionHandler must be entered in the main thread: Python runs signal "
+                f"handlers only there (this is thread {name!r}), unless the main thread relays "
+                f"{', '.join(missing)} with relay_signals_to_threads() (python -m launch "
+                "--debug-world does)")
+        _relay["handlers"].add(handler)
+
+
+@contextlib.contextmanager
+def relay_signals_to_threads(signals=(signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)):
+    """In the main thread: deliver ``signals`` to the :class:`PreemptionHandler` blocks that
+    rank threads of a thread world have entered (they cannot install signal handlers
+    themselves). A signal that arrives while no such block is active takes its previous
+    action (by default it ends the process). Restores the previous handlers on exit.
+
+    Example::
+
+        >>> with relay_signals_to_threads():
+        ...     dist.spawn_threads(train, nprocs=4)    # train() uses PreemptionHandler
+    """
+    if threading.current_thread() is not threading.main_thread():
+        raise ValueError("relay_signals_to_threads must be used in the main thread")
+    signals = tuple(signal.Signals(s) for s in signals)
+    previous = {}
+
+    def relay(signum, frame):
+        with _relay["lock"]:
+            targets = [h for h in _relay["handlers"] if signum in h.signals]
+        for h in targets:
+            if h.signum is None:
+                h.signum = int(signum)
+        if not targets:  # nobody asked for it: what would have happened without the relay
+            prev = previous[signum]
+            if callable(prev):
+                prev(signum, frame)
+                return
+            signal.signal(signum, signal.SIG_DFL if prev is None else prev)
+            if prev != signal.SIG_IGN:
+                os.kill(os.getpid(), signum)
+
+    with _relay["lock"]:
+        if _relay["signals"] is not None:
+            raise RuntimeError("relay_signals_to_threads is already active")
+        _relay["signals"] = signals
+    previous.update({s: signal.signal(s, relay) for s in signals})
+    try:
+        yield
+    finally:
+        for s, prev in previous.items():
+            signal.signal(s, signal.SIG_DFL if prev is None else prev)
+        with _relay["lock"]:
+            _relay["signals"] = None
+            _relay["handlers"].clear()

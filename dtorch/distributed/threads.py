@@ -21,6 +21,7 @@ from collections import defaultdict, deque
 
 import numpy as np
 
+from .. import random
 from .backend import Backend, DoneHandle, Handle, reduce_arrays
 from .errors import DistError
 
@@ -145,6 +146,7 @@ def spawn_threads(fn, args=(), nprocs=2, timeout=None):
     def run(rank):
         _launch.ctx = (rank, nprocs, key)
         np.seterr(**errstate)  # NOTE: NumPy 2 keeps error handling per thread (a context var)
+        random.use_thread_generators()  # a rank draws as it would in its own process
         try:
             results[rank] = fn(rank, *args)
         except BaseException as exc:

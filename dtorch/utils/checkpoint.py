@@ -36,7 +36,7 @@ __all__ = ["checkpoint", "checkpoint_sequential"]
 
 
 def _rng_state():
-    gpu = _random._cuda_generator[0]
+    gpu = _random.cuda_generator_created()
     return (_random.get_rng_state(), None if gpu is None else gpu.get_state())
 
 

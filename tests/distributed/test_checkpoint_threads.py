@@ -1,7 +1,7 @@
 """``dtorch.distributed.checkpoint`` in the thread world (2 and 4 ranks) and in one process.
 
-Thread-world ranks share this process's modules and signal handlers, so the preemption handler
-(main thread only) is tested here in a single process and under MPI in
+Thread-world ranks share this process's signal handlers: the preemption handler is tested here
+in a single process, in rank threads through the main thread's relay, and under MPI in
 ``test_checkpoint_mpi.py`` / ``test_checkpoint_jobs.py``.
 """
 
@@ -174,6 +174,62 @@ def test_preemption_handler_arguments():
     t.start()
     t.join(10)
     assert len(errors) == 1 and "main thread" in errors[0] and "worker-x" in errors[0]
+
+
+def test_preemption_handler_in_rank_threads_through_the_relay():
+    """Rank threads cannot install signal handlers; the main thread relays SIGTERM to their
+    handlers, and every rank stops at the same step (rank 1 sends it at step 3)."""
+    import os
+    import time
+
+    def rank_main(rank):
+        dist.init_process_group(backend="threads")
+        with dcp.PreemptionHandler() as preemption:
+            for step in range(1000):
+                if rank == 1 and step == 3:
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    time.sleep(0.2)  # the main thread runs the relay meanwhile
+                if preemption.should_stop():
+                    return step, preemption.signum
+        return None
+
+    before = signal.getsignal(signal.SIGTERM)
+    with dcp.relay_signals_to_threads():
+        results = dist.spawn_threads(rank_main, nprocs=2, timeout=60)
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert results[0] == results[1] and results[0][1] == signal.SIGTERM
+    assert 3 <= results[0][0] <= 5
+
+
+def test_relay_with_no_handler_takes_the_previous_action():
+    got = []
+    before = signal.signal(signal.SIGUSR1, lambda signum, frame: got.append(signum))
+    try:
+        with dcp.relay_signals_to_threads(signals=(signal.SIGUSR1,)):
+            signal.raise_signal(signal.SIGUSR1)
+            with pytest.raises(RuntimeError, match="already active"):
+                with dcp.relay_signals_to_threads():
+                    pass
+        assert got == [signal.SIGUSR1]
+    finally:
+        signal.signal(signal.SIGUSR1, before)
+
+
+def test_relay_must_cover_the_handler_signals():
+    errors = []
+
+    def in_thread():
+        try:
+            with dcp.PreemptionHandler(signals=(signal.SIGUSR2,)):
+                pass
+        except ValueError as e:
+            errors.append(str(e))
+
+    with dcp.relay_signals_to_threads(signals=(signal.SIGTERM,)):
+        t = threading.Thread(target=in_thread, name="rank-y")
+        t.start()
+        t.join(10)
+    assert len(errors) == 1 and "SIGUSR2" in errors[0] and "relay_signals_to_threads" in errors[0]
 
 
 def _sleep_forever(ready):

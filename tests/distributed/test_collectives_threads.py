@@ -112,3 +112,31 @@ def test_rank_threads_keep_numpy_error_handling():
     for errstate, values in results:
         assert errstate == np.geterr()
         assert values[0] == float("inf") and values[1] != values[1]
+
+
+def test_rank_threads_have_their_own_default_generators():
+    """A rank thread draws exactly what the same rank would in its own process, however the
+    threads interleave: seeded per rank, and unseeded (the default seed of a new process)."""
+    import time
+
+    import numpy as np
+
+    import dtorch
+
+    def rank_fn(rank):
+        fresh = dtorch.randn(3).numpy()
+        dtorch.manual_seed(100 + rank)
+        draws = []
+        for _ in range(20):
+            draws.append(dtorch.rand(5).numpy())
+            time.sleep(0.001)  # let the other ranks draw in between
+        return fresh, np.concatenate(draws), dtorch.initial_seed()
+
+    expected_fresh = dtorch.randn(3, generator=dtorch.Generator()).numpy()
+    for rank, (fresh, draws, seed) in enumerate(dist.spawn_threads(rank_fn, nprocs=3,
+                                                                   timeout=30)):
+        g = dtorch.Generator().manual_seed(100 + rank)
+        want = np.concatenate([dtorch.rand(5, generator=g).numpy() for _ in range(20)])
+        np.testing.assert_array_equal(fresh, expected_fresh)
+        np.testing.assert_array_equal(draws, want)
+        assert seed == 100 + rank
