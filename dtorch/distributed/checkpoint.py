@@ -320,13 +320,7 @@ class PreemptionHandler:
 
     def _on_signal(self, signum, frame):
         if os.getpid() != self._pid:  # a forked child inherited the handler: behave as before
-            prev = self._previous[signum]
-            if callable(prev):
-                prev(signum, frame)
-                return
-            signal.signal(signum, signal.SIG_DFL if prev is None else prev)
-            if prev != signal.SIG_IGN:
-                os.kill(os.getpid(), signum)
+            _previous_action(self._previous[signum], signum, frame)
             return
         if self.signum is None:
             self.signum = int(signum)
@@ -343,6 +337,17 @@ class PreemptionHandler:
         if flag[0] and self.signum is None:
             self.signum = int(flag[0])
         return bool(flag[0])
+
+
+def _previous_action(prev, signum, frame):
+    """Do what ``prev`` (a handler, SIG_DFL, SIG_IGN or None) would have done with the signal;
+    for the default action the previous disposition is restored and the signal raised again."""
+    if callable(prev):
+        prev(signum, frame)
+        return
+    signal.signal(signum, signal.SIG_DFL if prev is None else prev)
+    if prev != signal.SIG_IGN:
+        os.kill(os.getpid(), signum)
 
 
 # ----------------------------------------------------------------------------- thread worlds
@@ -387,13 +392,7 @@ def relay_signals_to_threads(signals=(signal.SIGTERM, signal.SIGUSR1, signal.SIG
             if h.signum is None:
                 h.signum = int(signum)
         if not targets:  # nobody asked for it: what would have happened without the relay
-            prev = previous[signum]
-            if callable(prev):
-                prev(signum, frame)
-                return
-            signal.signal(signum, signal.SIG_DFL if prev is None else prev)
-            if prev != signal.SIG_IGN:
-                os.kill(os.getpid(), signum)
+            _previous_action(previous[signum], signum, frame)
 
     with _relay["lock"]:
         if _relay["signals"] is not None:
