@@ -17,7 +17,7 @@ f16 = dtorch.float16
 
 
 def make_net(seed):
-    """A float32 net with parameters from a private generator (the ranks share dtorch's)."""
+    """A float32 net with parameters from a private generator (independent of dtorch's)."""
     net = dtorch.nn.Sequential(dtorch.nn.Linear(6, 16), dtorch.nn.Tanh(),
                                dtorch.nn.Linear(16, 3))
     rng = np.random.default_rng(seed)

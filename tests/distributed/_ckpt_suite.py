@@ -255,7 +255,7 @@ class Net(nn.Module):
 
 
 def make_net(seed):
-    """A float64 Net from a private generator (thread-world ranks share dtorch's)."""
+    """A float64 Net from a private generator (independent of dtorch's)."""
     net = Net().double()
     rng = np.random.default_rng(seed)
     with dtorch.no_grad():

@@ -39,8 +39,8 @@ class Net(nn.Module):
 
 
 def make_net(seed=0, **kw):
-    """A float64 Net whose parameters come from a private generator: the thread world's ranks
-    share dtorch's global generator, so seeding it would race."""
+    """A float64 Net whose parameters come from a private generator, so that every rank and
+    the single-process reference build the same one whatever else drew random numbers."""
     net = Net(**kw).double()
     rng = np.random.default_rng(seed)
     with dtorch.no_grad():
