@@ -186,7 +186,7 @@ def _share(pg, root, error, data, doing, f):
     desc = json.loads(_broadcast_bytes(pg, root, meta if is_root else b"", int(head[0])))
     if "error" in desc:
         exc = error if is_root else _decode_error(desc["error"])
-        _add_note(exc, desc["note"])
+        exc.add_note(desc["note"])
         if is_root:
             raise exc
         raise exc from None
@@ -204,11 +204,6 @@ def _broadcast_bytes(pg, root, data, size):
     for start in range(0, size, _CHUNK):
         collectives.broadcast(buf[start:start + _CHUNK], group=pg, group_src=root)
     return buf.tobytes()
-
-
-def _add_note(exc, note):
-    if hasattr(exc, "add_note"):  # Python >= 3.11
-        exc.add_note(note)
 
 
 def _encode_error(e):
