@@ -2,7 +2,7 @@
 
 from .._backend import get_array_module
 from .._tensor import Tensor
-from .optimizer import Optimizer, _bump, _check_differentiable, _scalar_step, _zeros_like
+from .optimizer import Optimizer, _bump, _check_differentiable, _updated, _zero_state
 
 __all__ = ["Adadelta"]
 
@@ -82,19 +82,10 @@ class Adadelta(Optimizer):
         for group in self.param_groups:
             kw = dict(lr=float(group["lr"]), rho=group["rho"], eps=group["eps"],
                       weight_decay=group["weight_decay"], maximize=group["maximize"])
-            for p in group["params"]:
-                g = p._grad
-                if g is None:
-                    continue
-                state = self.state[p]
-                if len(state) == 0:
-                    state["step"] = _scalar_step()
-                    state["square_avg"] = _zeros_like(p)
-                    state["acc_delta"] = _zeros_like(p)
+            init = _zero_state("square_avg", "acc_delta")
+            for p, g, state in self._params_with_grad(group, init):
                 _bump(state["step"])
                 v, u = state["square_avg"], state["acc_delta"]
                 _adadelta_update(p._data, g._data, v._data, u._data, **kw)
-                v._vbox[0] += 1
-                u._vbox[0] += 1
-                p._vbox[0] += 1
+                _updated(v, u, p)
         return loss

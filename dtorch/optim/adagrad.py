@@ -2,7 +2,7 @@
 
 from .._backend import get_array_module
 from .._tensor import Tensor
-from .optimizer import Optimizer, _bump, _check_differentiable, _scalar_step
+from .optimizer import Optimizer, _bump, _check_differentiable, _scalar_step, _updated
 
 __all__ = ["Adagrad"]
 
@@ -85,13 +85,8 @@ class Adagrad(Optimizer):
             kw = dict(lr=float(group["lr"]), lr_decay=group["lr_decay"],
                       weight_decay=group["weight_decay"], eps=group["eps"],
                       maximize=group["maximize"])
-            for p in group["params"]:
-                g = p._grad
-                if g is None:
-                    continue
-                state = self.state[p]
+            for p, g, state in self._params_with_grad(group):
                 step = _bump(state["step"])
                 _adagrad_update(p._data, g._data, state["sum"]._data, step, **kw)
-                state["sum"]._vbox[0] += 1
-                p._vbox[0] += 1
+                _updated(state["sum"], p)
         return loss

@@ -2,7 +2,7 @@
 
 from .._backend import get_array_module
 from .._tensor import Tensor
-from .optimizer import Optimizer, _bump, _check_differentiable, _scalar_step, _zeros_like
+from .optimizer import Optimizer, _bump, _check_differentiable, _updated, _zero_state
 
 __all__ = ["Adam"]
 
@@ -125,23 +125,12 @@ class Adam(Optimizer):
                       weight_decay=group["weight_decay"],
                       decoupled_weight_decay=group["decoupled_weight_decay"],
                       maximize=group["maximize"])
-            for p in group["params"]:
-                g = p._grad
-                if g is None:
-                    continue
-                state = self.state[p]
-                if len(state) == 0:
-                    state["step"] = _scalar_step()
-                    state["exp_avg"] = _zeros_like(p)
-                    state["exp_avg_sq"] = _zeros_like(p)
-                    if amsgrad:
-                        state["max_exp_avg_sq"] = _zeros_like(p)
+            init = _zero_state("exp_avg", "exp_avg_sq", *(("max_exp_avg_sq",) if amsgrad else ()))
+            for p, g, state in self._params_with_grad(group, init):
                 step = _bump(state["step"])
                 m, v = state["exp_avg"], state["exp_avg_sq"]
                 vmax = state["max_exp_avg_sq"] if amsgrad else None
                 _adam_update(p._data, g._data, m._data, v._data,
                              None if vmax is None else vmax._data, step, **kw)
-                m._vbox[0] += 1
-                v._vbox[0] += 1
-                p._vbox[0] += 1
+                _updated(m, v, vmax, p)
         return loss

@@ -2,7 +2,7 @@
 
 from .._backend import get_array_module
 from .adam import _check_adam_args
-from .optimizer import Optimizer, _bump, _check_differentiable, _scalar_step, _zeros_like
+from .optimizer import Optimizer, _bump, _check_differentiable, _updated, _zero_state
 
 __all__ = ["Adamax"]
 
@@ -67,19 +67,9 @@ class Adamax(Optimizer):
             beta1, beta2 = group["betas"]
             kw = dict(lr=float(group["lr"]), beta1=beta1, beta2=beta2, eps=group["eps"],
                       weight_decay=group["weight_decay"], maximize=group["maximize"])
-            for p in group["params"]:
-                g = p._grad
-                if g is None:
-                    continue
-                state = self.state[p]
-                if len(state) == 0:
-                    state["step"] = _scalar_step()
-                    state["exp_avg"] = _zeros_like(p)
-                    state["exp_inf"] = _zeros_like(p)
+            for p, g, state in self._params_with_grad(group, _zero_state("exp_avg", "exp_inf")):
                 step = _bump(state["step"])
                 m, u = state["exp_avg"], state["exp_inf"]
                 _adamax_update(p._data, g._data, m._data, u._data, step, **kw)
-                m._vbox[0] += 1
-                u._vbox[0] += 1
-                p._vbox[0] += 1
+                _updated(m, u, p)
         return loss

@@ -4,7 +4,7 @@ import numpy as np
 
 from .._tensor import Tensor
 from .adam import _check_adam_args, _decay_and_moments
-from .optimizer import Optimizer, _bump, _check_differentiable, _scalar_step, _zeros_like
+from .optimizer import Optimizer, _bump, _check_differentiable, _scalar_step, _updated, _zeros_like
 
 __all__ = ["NAdam"]
 
@@ -36,6 +36,15 @@ def _nadam_update(param, grad, exp_avg, exp_avg_sq, mu_product, step, *, lr, bet
     xp.multiply(exp_avg, (-lr * mu_next) / (1.0 - prod * mu_next), out=tmp)
     tmp /= denom
     param += tmp
+
+
+def _nadam_init(p, state):
+    """NAdam's state, in PyTorch's key order: the step, the product of the momentum schedule
+    (starting at 1), and the two moments."""
+    state["step"] = _scalar_step()
+    state["mu_product"] = Tensor._wrap(np.ones((), dtype=np.float32))
+    state["exp_avg"] = _zeros_like(p)
+    state["exp_avg_sq"] = _zeros_like(p)
 
 
 class NAdam(Optimizer):
@@ -84,19 +93,9 @@ class NAdam(Optimizer):
                       momentum_decay=group["momentum_decay"],
                       decoupled_weight_decay=group["decoupled_weight_decay"],
                       maximize=group["maximize"])
-            for p in group["params"]:
-                g = p._grad
-                if g is None:
-                    continue
-                state = self.state[p]
-                if len(state) == 0:
-                    state["step"] = _scalar_step()
-                    state["mu_product"] = Tensor._wrap(np.ones((), dtype=np.float32))
-                    state["exp_avg"] = _zeros_like(p)
-                    state["exp_avg_sq"] = _zeros_like(p)
+            for p, g, state in self._params_with_grad(group, _nadam_init):
                 step = _bump(state["step"])
                 m, v, mp = state["exp_avg"], state["exp_avg_sq"], state["mu_product"]
                 _nadam_update(p._data, g._data, m._data, v._data, mp._data, step, **kw)
-                for t in (m, v, mp, p):
-                    t._vbox[0] += 1
+                _updated(m, v, mp, p)
         return loss

@@ -93,6 +93,26 @@ def _zeros_like(p):
     return Tensor._wrap(xp.zeros_like(p._data))
 
 
+def _zero_state(*names):
+    """An ``init`` for :meth:`Optimizer._params_with_grad`: a ``step`` counter, then zero
+    buffers ``names`` shaped, typed and placed like the parameter (in PyTorch's key order)."""
+
+    def init(p, state):
+        state["step"] = _scalar_step()
+        for name in names:
+            state[name] = _zeros_like(p)
+
+    return init
+
+
+def _updated(*tensors):
+    """Record that the optimizer rewrote ``tensors`` in place (bump their version counters, so
+    autograd notices a parameter changed under a saved graph); None entries are skipped."""
+    for t in tensors:
+        if t is not None:
+            t._vbox[0] += 1
+
+
 def _bump(step_tensor):
     """Add one to a ``step`` tensor in place and return the new count as a Python float."""
     arr = step_tensor._data
@@ -269,6 +289,19 @@ class Optimizer:
         Subclasses implement this; the base class has no update rule of its own.
         """
         raise NotImplementedError(f"{type(self).__name__} does not implement step()")
+
+    def _params_with_grad(self, group, init=None):
+        """``(param, grad, state)`` for each parameter of ``group`` that has a gradient, in
+        order; ``init(param, state)`` fills the state of a parameter stepped for the first
+        time."""
+        for p in group["params"]:
+            g = p._grad
+            if g is None:
+                continue
+            state = self.state[p]
+            if init is not None and not state:
+                init(p, state)
+            yield p, g, state
 
     @staticmethod
     def _eval_closure(closure):

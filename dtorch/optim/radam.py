@@ -1,7 +1,7 @@
 """RAdam, PyTorch's ``torch.optim.RAdam``: Adam with a rectified adaptive learning rate."""
 
 from .adam import _check_adam_args, _decay_and_moments
-from .optimizer import Optimizer, _bump, _check_differentiable, _scalar_step, _zeros_like
+from .optimizer import Optimizer, _bump, _check_differentiable, _updated, _zero_state
 
 __all__ = ["RAdam"]
 
@@ -79,18 +79,9 @@ class RAdam(Optimizer):
                       weight_decay=group["weight_decay"],
                       decoupled_weight_decay=group["decoupled_weight_decay"],
                       maximize=group["maximize"])
-            for p in group["params"]:
-                g = p._grad
-                if g is None:
-                    continue
-                state = self.state[p]
-                if len(state) == 0:
-                    state["step"] = _scalar_step()
-                    state["exp_avg"] = _zeros_like(p)
-                    state["exp_avg_sq"] = _zeros_like(p)
+            for p, g, state in self._params_with_grad(group, _zero_state("exp_avg", "exp_avg_sq")):
                 step = _bump(state["step"])
                 m, v = state["exp_avg"], state["exp_avg_sq"]
                 _radam_update(p._data, g._data, m._data, v._data, step, **kw)
-                for t in (m, v, p):
-                    t._vbox[0] += 1
+                _updated(m, v, p)
         return loss

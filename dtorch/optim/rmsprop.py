@@ -2,7 +2,7 @@
 
 from .._backend import get_array_module
 from .._tensor import Tensor
-from .optimizer import Optimizer, _bump, _check_differentiable, _scalar_step, _zeros_like
+from .optimizer import Optimizer, _bump, _check_differentiable, _updated, _zero_state
 
 __all__ = ["RMSprop"]
 
@@ -95,30 +95,15 @@ class RMSprop(Optimizer):
             kw = dict(lr=float(group["lr"]), alpha=group["alpha"], eps=group["eps"],
                       weight_decay=group["weight_decay"], momentum=momentum,
                       maximize=group["maximize"])
-            for p in group["params"]:
-                g = p._grad
-                if g is None:
-                    continue
-                state = self.state[p]
-                if len(state) == 0:
-                    state["step"] = _scalar_step()
-                    state["square_avg"] = _zeros_like(p)
-                    if momentum > 0:
-                        state["momentum_buffer"] = _zeros_like(p)
-                    if centered:
-                        state["grad_avg"] = _zeros_like(p)
+            init = _zero_state("square_avg", *(("momentum_buffer",) if momentum > 0 else ()),
+                               *(("grad_avg",) if centered else ()))
+            for p, g, state in self._params_with_grad(group, init):
                 _bump(state["step"])
-                touched = [state["square_avg"]]
-                grad_avg = buf = None
-                if centered:
-                    touched.append(state["grad_avg"])
-                    grad_avg = state["grad_avg"]._data
-                if momentum > 0:
-                    touched.append(state["momentum_buffer"])
-                    buf = state["momentum_buffer"]._data
-                _rmsprop_update(p._data, g._data, state["square_avg"]._data, grad_avg, buf,
-                                **kw)
-                for t in touched:
-                    t._vbox[0] += 1
-                p._vbox[0] += 1
+                square_avg = state["square_avg"]
+                grad_avg = state["grad_avg"] if centered else None
+                buf = state["momentum_buffer"] if momentum > 0 else None
+                _rmsprop_update(p._data, g._data, square_avg._data,
+                                None if grad_avg is None else grad_avg._data,
+                                None if buf is None else buf._data, **kw)
+                _updated(square_avg, grad_avg, buf, p)
         return loss

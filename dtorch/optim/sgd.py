@@ -2,7 +2,7 @@
 
 from .._backend import get_array_module
 from .._tensor import Tensor
-from .optimizer import Optimizer, _check_differentiable
+from .optimizer import Optimizer, _check_differentiable, _updated
 
 __all__ = ["SGD"]
 
@@ -99,16 +99,11 @@ class SGD(Optimizer):
                 g = p._grad
                 if g is None:
                     continue
-                if momentum != 0:
-                    state = self.state[p]
-                    buf = state.get("momentum_buffer")
-                    new = _sgd_update(p._data, g._data, None if buf is None else buf._data,
-                                      **kw)
-                    if buf is None:
-                        state["momentum_buffer"] = Tensor._wrap(new)
-                    else:
-                        buf._vbox[0] += 1
-                else:
-                    _sgd_update(p._data, g._data, None, **kw)
-                p._vbox[0] += 1
+                # NOTE: without momentum SGD keeps no state (no empty entries in state_dict).
+                state = self.state[p] if momentum != 0 else {}
+                buf = state.get("momentum_buffer")
+                new = _sgd_update(p._data, g._data, None if buf is None else buf._data, **kw)
+                if momentum != 0 and buf is None:
+                    state["momentum_buffer"] = Tensor._wrap(new)
+                _updated(buf, p)
         return loss
