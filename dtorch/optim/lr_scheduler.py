@@ -187,49 +187,47 @@ def _track_step_called(opt):
     opt.step = wrapper
 
 
-def _lambdas_state(sched):
-    state = {k: v for k, v in sched.__dict__.items() if k not in ("optimizer", "lr_lambdas")}
-    # NOTE: plain functions are not saved; callable objects save their __dict__.
-    state["lr_lambdas"] = [None if isinstance(fn, types.FunctionType) else fn.__dict__.copy()
-                           for fn in sched.lr_lambdas]
-    return state
+class _LambdaScheduler(LRScheduler):
+    """Shared by the schedulers driven by ``lr_lambda`` (one function, or one per group)."""
+
+    def __init__(self, optimizer, lr_lambda, last_epoch=-1):
+        self.optimizer = optimizer
+        if not isinstance(lr_lambda, (list, tuple)):
+            self.lr_lambdas = [lr_lambda] * len(optimizer.param_groups)
+        elif len(lr_lambda) != len(optimizer.param_groups):
+            raise ValueError(f"Expected {len(optimizer.param_groups)} lr_lambdas, but got "
+                             f"{len(lr_lambda)}")
+        else:
+            self.lr_lambdas = list(lr_lambda)
+        for fn in self.lr_lambdas:
+            self._check_lambda(fn)
+        super().__init__(optimizer, last_epoch)
+
+    def _check_lambda(self, fn):
+        """Validate one ``lr_lambda`` (any value is accepted here, as in PyTorch's LambdaLR)."""
+
+    def state_dict(self):
+        state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "lr_lambdas")}
+        # NOTE: plain functions are not saved; callable objects save their __dict__.
+        state["lr_lambdas"] = [None if isinstance(fn, types.FunctionType) else fn.__dict__.copy()
+                               for fn in self.lr_lambdas]
+        return state
+
+    def load_state_dict(self, state_dict):
+        state_dict = dict(state_dict)
+        lr_lambdas = state_dict.pop("lr_lambdas")
+        self.__dict__.update(state_dict)
+        for fn, saved in zip(self.lr_lambdas, lr_lambdas):
+            if saved is not None:
+                fn.__dict__.update(saved)
 
 
-def _load_lambdas_state(sched, state_dict):
-    state_dict = dict(state_dict)
-    lr_lambdas = state_dict.pop("lr_lambdas")
-    sched.__dict__.update(state_dict)
-    for fn, saved in zip(sched.lr_lambdas, lr_lambdas):
-        if saved is not None:
-            fn.__dict__.update(saved)
-
-
-def _lambdas(optimizer, lr_lambda):
-    if not isinstance(lr_lambda, (list, tuple)):
-        return [lr_lambda] * len(optimizer.param_groups)
-    if len(lr_lambda) != len(optimizer.param_groups):
-        raise ValueError(f"Expected {len(optimizer.param_groups)} lr_lambdas, but got "
-                         f"{len(lr_lambda)}")
-    return list(lr_lambda)
-
-
-class LambdaLR(LRScheduler):
+class LambdaLR(_LambdaScheduler):
     """lr = initial_lr * lr_lambda(epoch), with one function or one per group.
 
     Example:
         >>> sched = LambdaLR(opt, lr_lambda=lambda epoch: 0.95 ** epoch)
     """
-
-    def __init__(self, optimizer, lr_lambda, last_epoch=-1):
-        self.optimizer = optimizer
-        self.lr_lambdas = _lambdas(optimizer, lr_lambda)
-        super().__init__(optimizer, last_epoch)
-
-    def state_dict(self):
-        return _lambdas_state(self)
-
-    def load_state_dict(self, state_dict):
-        _load_lambdas_state(self, state_dict)
 
     def get_lr(self):
         self._warn_outside_step()
@@ -237,26 +235,16 @@ class LambdaLR(LRScheduler):
                                                                       self.base_lrs)]
 
 
-class MultiplicativeLR(LRScheduler):
+class MultiplicativeLR(_LambdaScheduler):
     """lr = lr * lr_lambda(epoch) at every step after the first.
 
     Example:
         >>> sched = MultiplicativeLR(opt, lr_lambda=lambda epoch: 0.95)
     """
 
-    def __init__(self, optimizer, lr_lambda, last_epoch=-1):
-        self.optimizer = optimizer
-        self.lr_lambdas = _lambdas(optimizer, lr_lambda)
-        for fn in self.lr_lambdas:
-            if not callable(fn):
-                raise TypeError(f"lr_lambda should be a function, but got {type(fn).__name__}")
-        super().__init__(optimizer, last_epoch)
-
-    def state_dict(self):
-        return _lambdas_state(self)
-
-    def load_state_dict(self, state_dict):
-        _load_lambdas_state(self, state_dict)
+    def _check_lambda(self, fn):
+        if not callable(fn):
+            raise TypeError(f"lr_lambda should be a function, but got {type(fn).__name__}")
 
     def get_lr(self):
         self._warn_outside_step()
