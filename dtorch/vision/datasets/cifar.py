@@ -6,12 +6,12 @@ import os
 import numpy as np
 
 from .utils import check_integrity, download_and_extract_archive, restricted_load
-from .vision import VisionDataset
+from .vision import _LabelledSplit
 
 __all__ = ["CIFAR10"]
 
 
-class CIFAR10(VisionDataset):
+class CIFAR10(_LabelledSplit):
     """CIFAR-10: 50,000 training and 10,000 test colour images, 32x32, 10 classes.
 
     Args:
@@ -83,17 +83,3 @@ class CIFAR10(VisionDataset):
             return
         download_and_extract_archive(self.url, self.root, filename=self.filename,
                                      md5=self.tgz_md5)
-
-    def __getitem__(self, index):
-        img, target = self.data[index], self.targets[index]
-        if self.transform is not None:
-            img = self.transform(img)
-        if self.target_transform is not None:
-            target = self.target_transform(target)
-        return img, target
-
-    def __len__(self):
-        return len(self.data)
-
-    def extra_repr(self):
-        return f"Split: {'Train' if self.train else 'Test'}"

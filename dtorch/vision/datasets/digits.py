@@ -2,14 +2,14 @@
 
 import numpy as np
 
-from .vision import VisionDataset
+from .vision import _LabelledSplit
 
 __all__ = ["Digits"]
 
 TRAIN_FRACTION = 0.8
 
 
-class Digits(VisionDataset):
+class Digits(_LabelledSplit):
     """The UCI 8x8 digits shipped with scikit-learn (1,797 images, 10 classes); needs
     scikit-learn (an optional dependency) and no network.
 
@@ -40,17 +40,3 @@ class Digits(VisionDataset):
         self.train = train
         self.data = np.ascontiguousarray(images[sl])
         self.targets = [int(t) for t in targets[sl]]
-
-    def __getitem__(self, index):
-        img, target = self.data[index], self.targets[index]
-        if self.transform is not None:
-            img = self.transform(img)
-        if self.target_transform is not None:
-            target = self.target_transform(target)
-        return img, target
-
-    def __len__(self):
-        return len(self.data)
-
-    def extra_repr(self):
-        return f"Split: {'Train' if self.train else 'Test'}"

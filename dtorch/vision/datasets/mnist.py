@@ -8,7 +8,7 @@ import numpy as np
 
 from ..._tensor import Tensor
 from .utils import check_integrity, download_url, extract_archive
-from .vision import VisionDataset
+from .vision import _LabelledSplit
 
 __all__ = ["MNIST", "FashionMNIST", "read_idx"]
 
@@ -36,7 +36,7 @@ def read_idx(path):
     return arr.astype(dtype.newbyteorder("="))
 
 
-class MNIST(VisionDataset):
+class MNIST(_LabelledSplit):
     """The MNIST handwritten digits: 60,000 training and 10,000 test images, 28x28, 10 classes.
 
     Args:
@@ -119,20 +119,8 @@ class MNIST(VisionDataset):
                                        + "\n".join(errors))
             extract_archive(target, self.raw_folder)
 
-    def __getitem__(self, index):
-        img = self.data._data[index]
-        target = int(self.targets._data[index])
-        if self.transform is not None:
-            img = self.transform(img)
-        if self.target_transform is not None:
-            target = self.target_transform(target)
-        return img, target
-
-    def __len__(self):
-        return len(self.data)
-
-    def extra_repr(self):
-        return f"Split: {'Train' if self.train else 'Test'}"
+    def _raw_item(self, index):
+        return self.data._data[index], int(self.targets._data[index])
 
 
 class FashionMNIST(MNIST):

@@ -32,3 +32,25 @@ class VisionDataset(Dataset):
             lines.append(f"Target transform: {self.target_transform!r}")
         pad = " " * self._repr_indent
         return "\n".join([f"Dataset {type(self).__name__}"] + [pad + x for x in lines])
+
+
+class _LabelledSplit(VisionDataset):
+    """Shared by the datasets that hold ``data`` (images) and ``targets`` (labels) of a
+    ``train`` or test split: item access with the transforms, length and repr."""
+
+    def __getitem__(self, index):
+        img, target = self._raw_item(index)
+        if self.transform is not None:
+            img = self.transform(img)
+        if self.target_transform is not None:
+            target = self.target_transform(target)
+        return img, target
+
+    def _raw_item(self, index):
+        return self.data[index], self.targets[index]
+
+    def __len__(self):
+        return len(self.data)
+
+    def extra_repr(self):
+        return f"Split: {'Train' if self.train else 'Test'}"
