@@ -10,9 +10,10 @@ Each rank trains on its shard of every epoch (DistributedSampler); gradients are
 DDP during backward; loss and accuracy are aggregated over ranks exactly (padding excluded).
 Rank 0 shows a tqdm progress bar and, at the end, writes a loss/accuracy plot.
 
-Checkpoints (``--out``/checkpoint.pt) are collectives (:mod:`dtorch.distributed.checkpoint`):
-rank 0 writes one atomically after every epoch while the others wait, and ``--resume`` reads it
-on rank 0 and broadcasts it, so the ranks need no shared file system. It holds the model,
+Checkpoints (``--out``/checkpoint.pt) are collectives
+(:mod:`dtorch.distributed.replicated_checkpoint`): rank 0 writes one atomically after every
+epoch while the others wait, and ``--resume`` reads it on rank 0 and broadcasts it, so the ranks
+need no shared file system. It holds the model,
 optimizer, scheduler and history and the position in the epoch, so a resumed run continues the
 same training (at another world size, an interrupted epoch restarts: its order depends on the
 number of ranks).
@@ -35,7 +36,7 @@ import dtorch as torch
 import dtorch.distributed as dist
 import dtorch.nn as nn
 import dtorch.nn.functional as F
-from dtorch.distributed import checkpoint as dcp
+from dtorch.distributed import replicated_checkpoint as rcp
 from dtorch.nn.parallel import DistributedDataParallel as DDP
 from dtorch.utils.data import DataLoader, TensorDataset
 from dtorch.utils.data.distributed import DistributedSampler, distributed_evaluate
@@ -116,7 +117,7 @@ def save_plot(history, path):
 
 def stop(signum, epoch, step, state, ckpt_path, rank):
     """Preempted: save the final checkpoint (every rank), then exit with 128 + signum."""
-    dcp.save(state, ckpt_path)
+    rcp.save(state, ckpt_path)
     if rank == 0:
         print(f"preempted by signal {signum} in epoch {epoch + 1} after step {step}: "
               f"checkpoint saved to {ckpt_path}; exiting with {128 + signum} (continue with "
@@ -160,7 +161,7 @@ def main(argv=None):
     history, start, skip = [], 0, 0
     if args.resume:
         try:
-            ckpt = dcp.load(ckpt_path, map_location=device)
+            ckpt = rcp.load(ckpt_path, map_location=device)
         except FileNotFoundError:  # raised on every rank alike: all start afresh together
             ckpt = None
             if rank == 0:
@@ -190,7 +191,7 @@ def main(argv=None):
         progress = tqdm(total=(args.epochs - start) * len(loader) - skip, unit="step",
                         file=sys.stdout)
     t0 = time.perf_counter()
-    with dcp.PreemptionHandler() as preemption:
+    with rcp.PreemptionHandler() as preemption:
         for epoch in range(start, args.epochs):
             sampler.set_epoch(epoch)
             for step, (x, y) in enumerate(itertools.islice(loader, skip, None), start=skip + 1):
@@ -216,7 +217,7 @@ def main(argv=None):
                 msg = (f"epoch {epoch + 1:2d}/{args.epochs}  train loss {train_loss:.4f}  "
                        f"test loss {test_loss:.4f}  test acc {test_acc:.4f}")
                 (progress.write if progress is not None else print)(msg)
-            dcp.save(state(epoch + 1, 0), ckpt_path)
+            rcp.save(state(epoch + 1, 0), ckpt_path)
     if progress is not None:
         progress.close()
     if rank == 0:

@@ -150,7 +150,7 @@ def run_debug_world(script: str, script_args: list[str], nranks: int, module: bo
         raise ValueError(f"--debug-world must be >= 1, got {nranks}")
     code, file, path0 = _load_code(script, module)
     from dtorch.distributed import threads
-    from dtorch.distributed.checkpoint import relay_signals_to_threads
+    from dtorch.distributed.replicated_checkpoint import relay_signals_to_threads
 
     failures = []  # (time, rank, exception) in the order the ranks failed
     lock = threading.Lock()

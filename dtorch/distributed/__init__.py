@@ -25,7 +25,7 @@ Example::
     dist.destroy_process_group()
 """
 
-from . import checkpoint
+from . import replicated_checkpoint
 from .algorithms.grad_bucket import GradBucket
 from .backend import ReduceOp, Work
 from .collectives import (

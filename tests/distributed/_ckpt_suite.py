@@ -1,4 +1,5 @@
-"""Backend-agnostic checks of ``dtorch.distributed.checkpoint``, correct for any world size.
+"""Backend-agnostic checks of ``dtorch.distributed.replicated_checkpoint``, correct for any
+world size.
 
 Each ``check_*`` runs on every rank of an initialised world and takes ``shared``, a directory
 every rank sees; a rank's "private" directory is ``shared / f"rank{r}"``, and ranks other than
@@ -26,7 +27,7 @@ import dtorch
 import dtorch.distributed as dist
 import dtorch.optim
 from dtorch import nn, serialization
-from dtorch.distributed import checkpoint as dcp
+from dtorch.distributed import replicated_checkpoint as rcp
 from dtorch.nn.parallel import DistributedDataParallel as DDP
 
 GLOBAL_BATCH = 12  # divisible by every world size used: 1, 2, 3, 4
@@ -103,7 +104,7 @@ def check_save_writes_once_and_every_rank_waits(shared):
             time.sleep(0.5)
             real(fh, obj)
     with _patched(serialization, "_write_archive", slow) if slow else contextlib.nullcontext():
-        assert dcp.save(payload(r), mine) is None
+        assert rcp.save(payload(r), mine) is None
     written = shared / "rank0" / "ckpt.pt"
     assert written.exists()
     assert_payload(dtorch.load(written), 0)  # rank 0's object, complete
@@ -111,7 +112,7 @@ def check_save_writes_once_and_every_rank_waits(shared):
     if r:
         assert not mine.exists()
     # another writer: src is a global rank, as in torch.distributed
-    dcp.save(payload(r), _mine(shared, "last.pt"), src=n - 1)
+    rcp.save(payload(r), _mine(shared, "last.pt"), src=n - 1)
     assert (shared / f"rank{n - 1}" / "last.pt").exists()
     assert_payload(dtorch.load(shared / f"rank{n - 1}" / "last.pt"), n - 1)
     if r != n - 1:
@@ -135,7 +136,7 @@ def _raises_everywhere(exc_type, fn, sent=True):
 def check_save_failures_raise_on_every_rank(shared):
     r, n = _world()
     path = shared / "ckpt.pt"
-    dcp.save({"version": "old", "w": dtorch.ones(1000)}, path)
+    rcp.save({"version": "old", "w": dtorch.ones(1000)}, path)
 
     # disk full half way through the writer's archive: every rank raises, the old file stays
     def full(zf, name, u8):
@@ -145,7 +146,7 @@ def check_save_failures_raise_on_every_rank(shared):
 
     with _patched(serialization, "_write_storage", full) if r == 0 else contextlib.nullcontext():
         exc, _ = _raises_everywhere(
-            OSError, lambda: dcp.save({"version": "new", "w": dtorch.zeros(1000)}, path))
+            OSError, lambda: rcp.save({"version": "new", "w": dtorch.zeros(1000)}, path))
     assert exc.errno == errno.ENOSPC
     old = dtorch.load(path)
     assert old["version"] == "old" and old["w"].sum().item() == 1000.0
@@ -153,16 +154,16 @@ def check_save_failures_raise_on_every_rank(shared):
 
     # a directory that does not exist on the writer
     missing = shared / "no_such_dir" / "ckpt.pt"
-    exc, text = _raises_everywhere(FileNotFoundError, lambda: dcp.save({"a": 1}, missing))
+    exc, text = _raises_everywhere(FileNotFoundError, lambda: rcp.save({"a": 1}, missing))
     assert "no_such_dir" in text
     # an object the format cannot hold (only the writer's object matters)
     _, text = _raises_everywhere(
-        TypeError, lambda: dcp.save({"bad": object()} if r == 0 else None, path))
+        TypeError, lambda: rcp.save({"bad": object()} if r == 0 else None, path))
     assert "cannot serialize an object of type builtins.object" in text
     assert dtorch.load(path)["version"] == "old"
     # a writer outside the world is refused on every rank before anything is sent
     with pytest.raises(ValueError, match=f"src {n} is not a member"):
-        dcp.save({"a": 1}, path, src=n)
+        rcp.save({"a": 1}, path, src=n)
 
 
 # ----------------------------------------------------------------------------- load
@@ -170,7 +171,7 @@ def check_load_broadcasts_to_ranks_without_the_file(shared):
     r, n = _world()
     if r == 0:
         dtorch.save(payload(5), _mine(shared))
-    got = dcp.load(_mine(shared))  # ranks > 0 name a file that does not exist for them
+    got = rcp.load(_mine(shared))  # ranks > 0 name a file that does not exist for them
     if r:
         assert not _mine(shared).exists()
     assert_payload(got, 5)
@@ -180,27 +181,27 @@ def check_load_broadcasts_to_ranks_without_the_file(shared):
     # from another reader, and a non-path argument on the others
     if r == n - 1:
         dtorch.save(payload(7), _mine(shared, "other.pt"))
-    assert_payload(dcp.load(_mine(shared, "other.pt") if r == n - 1 else None, src=n - 1), 7)
+    assert_payload(rcp.load(_mine(shared, "other.pt") if r == n - 1 else None, src=n - 1), 7)
 
 
 def check_load_failures_raise_on_every_rank(shared):
     r, _ = _world()
-    _, text = _raises_everywhere(FileNotFoundError, lambda: dcp.load(_mine(shared, "none.pt")))
+    _, text = _raises_everywhere(FileNotFoundError, lambda: rcp.load(_mine(shared, "none.pt")))
     assert "none.pt" in text
     corrupt = _mine(shared, "corrupt.pt")
     if r == 0:
         dtorch.save(payload(1), corrupt)
         data = corrupt.read_bytes()
         corrupt.write_bytes(data[: len(data) // 2])
-    _, text = _raises_everywhere(RuntimeError, lambda: dcp.load(corrupt), sent=False)
+    _, text = _raises_everywhere(RuntimeError, lambda: rcp.load(corrupt), sent=False)
     assert str(shared / "rank0" / "corrupt.pt") in text  # the reader's path, on every rank
     assert "is not a valid dtorch checkpoint" in text
     pickled = _mine(shared, "pickled.pt")
     if r == 0:
         pickled.write_bytes(b"\x80\x04\x95" + b"\x00" * 20)
-    _, text = _raises_everywhere(RuntimeError, lambda: dcp.load(pickled), sent=False)
+    _, text = _raises_everywhere(RuntimeError, lambda: rcp.load(pickled), sent=False)
     assert "is a Python pickle" in text
-    _raises_everywhere(IsADirectoryError, lambda: dcp.load(shared))
+    _raises_everywhere(IsADirectoryError, lambda: rcp.load(shared))
 
 
 def check_map_location_per_rank(shared):
@@ -213,19 +214,19 @@ def check_map_location_per_rank(shared):
         seen.append(location)
         return t.double() * 0 + r
 
-    got = dcp.load(_mine(shared), map_location=place)
+    got = rcp.load(_mine(shared), map_location=place)
     assert seen == ["cpu"] * 5
     for k in ("w", "row", "ints", "half", "param"):
         assert got[k].dtype == dtorch.float64 and (got[k] == r).all().item(), k
-    assert_payload(dcp.load(_mine(shared), map_location={"cpu": "cpu"}), 2)
-    assert_payload(dcp.load(_mine(shared), map_location=dtorch.device("cpu")), 2)
+    assert_payload(rcp.load(_mine(shared), map_location={"cpu": "cpu"}), 2)
+    assert_payload(rcp.load(_mine(shared), map_location=dtorch.device("cpu")), 2)
     if n > 1 and not dtorch.cuda.is_available():
         # a placement that fails fails on its own rank only; the others have their checkpoint
         if r == n - 1:
             with pytest.raises(RuntimeError, match="is_available\\(\\) is False"):
-                dcp.load(None, map_location=f"cuda:{r}")
+                rcp.load(None, map_location=f"cuda:{r}")
         else:
-            assert_payload(dcp.load(_mine(shared), map_location="cpu"), 2)
+            assert_payload(rcp.load(_mine(shared), map_location="cpu"), 2)
         dist.barrier()
 
 
@@ -235,12 +236,12 @@ def check_subgroup(shared):
     g = dist.new_group(members)
     if r not in members:
         with pytest.raises(ValueError, match="not a member of the group"):
-            dcp.save({"a": 1}, _mine(shared), group=g)
+            rcp.save({"a": 1}, _mine(shared), group=g)
         return
     src = members[-1]
-    dcp.save(payload(r), _mine(shared), src=src, group=g)
+    rcp.save(payload(r), _mine(shared), src=src, group=g)
     assert _mine(shared).exists() == (r == src)
-    assert_payload(dcp.load(_mine(shared) if r == src else None, src=src, group=g), src)
+    assert_payload(rcp.load(_mine(shared) if r == src else None, src=src, group=g), src)
 
 
 # ----------------------------------------------------------------------------- training
@@ -314,7 +315,7 @@ def train(kind, ckpt, stop, resume=False, save=False):
     opt, sched = make_training(kind, net)
     start = 0
     if resume:
-        state = dcp.load(ckpt if rank == 0 else None)
+        state = rcp.load(ckpt if rank == 0 else None)
         net.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -323,7 +324,7 @@ def train(kind, ckpt, stop, resume=False, save=False):
     for step in range(start, stop):
         _step(model, opt, sched, step, rank, world)
     if save:
-        dcp.save({"model": net.state_dict(), "optimizer": opt.state_dict(),
+        rcp.save({"model": net.state_dict(), "optimizer": opt.state_dict(),
                   "scheduler": sched.state_dict(), "step": stop}, ckpt)
     return params_of(net)
 
@@ -363,7 +364,7 @@ def check_preemption_agreement():
     """The last rank alone gets SIGTERM at step 3; every rank stops at step 3 knowing why."""
     r, n = _world()
     before = signal.getsignal(signal.SIGTERM)
-    with dcp.PreemptionHandler() as preemption:
+    with rcp.PreemptionHandler() as preemption:
         for step in range(1, 50):
             if step == 3 and r == n - 1:
                 os.kill(os.getpid(), signal.SIGTERM)
@@ -391,7 +392,7 @@ def _train_script(argv):
         dist.init_process_group(timeout=60)
     params = train(a.kind, a.ckpt, a.stop, resume=a.resume, save=a.save)
     if a.result:
-        dcp.save(params, a.result)
+        rcp.save(params, a.result)
     if dist.is_initialized():
         dist.destroy_process_group()
 
@@ -403,7 +404,7 @@ def _preempt_script(out):
     net = make_net(rank)
     model = DDP(net)
     opt, sched = make_training("sgd", net)
-    with dcp.PreemptionHandler() as preemption:
+    with rcp.PreemptionHandler() as preemption:
         for step in range(1, 10**7):
             _step(model, opt, sched, step % 50, rank, dist.get_world_size())
             if step == 5:  # the test may signal us now
@@ -413,7 +414,7 @@ def _preempt_script(out):
                 os.replace(tmp, os.path.join(out, f"pid{rank}"))
             here = preemption.triggered
             if preemption.should_stop():
-                dcp.save({"model": net.state_dict(), "step": step},
+                rcp.save({"model": net.state_dict(), "step": step},
                          os.path.join(out, "final.pt"))
                 print(f"rank {rank} stopped after step {step} by signal {preemption.signum} "
                       f"(received here: {here})", flush=True)

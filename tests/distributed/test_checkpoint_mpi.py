@@ -1,4 +1,4 @@
-"""``dtorch.distributed.checkpoint`` under MPI, for any world size (ranks are processes).
+"""``dtorch.distributed.replicated_checkpoint`` under MPI, for any world size (ranks are processes).
 
 Run with ``timeout 300 mpiexec -n 2 python -m pytest --only-mpi tests/distributed/
 test_checkpoint_mpi.py -o addopts="" --timeout=120`` (and ``-n 4``). Plain ``pytest`` skips these.
@@ -9,7 +9,7 @@ import _ckpt_suite as suite
 import pytest
 
 import dtorch.distributed as dist
-from dtorch.distributed import checkpoint as dcp
+from dtorch.distributed import replicated_checkpoint as rcp
 
 pytestmark = [pytest.mark.mpi(min_size=2), pytest.mark.timeout(120)]
 
@@ -31,7 +31,7 @@ def world():
     suite.check_map_location_per_rank, suite.check_subgroup,
 ], ids=lambda f: f.__name__[6:])
 def test_collective_save_load(check, mpi_tmp_path, monkeypatch):
-    monkeypatch.setattr(dcp, "_CHUNK", 1000)  # several broadcasts per checkpoint
+    monkeypatch.setattr(rcp, "_CHUNK", 1000)  # several broadcasts per checkpoint
     check(mpi_tmp_path)
 
 

@@ -1,4 +1,5 @@
-"""``dtorch.distributed.checkpoint`` in the thread world (2 and 4 ranks) and in one process.
+"""``dtorch.distributed.replicated_checkpoint`` in the thread world (2 and 4 ranks) and in one
+process.
 
 Thread-world ranks share this process's signal handlers: the preemption handler is tested here
 in a single process, in rank threads through the main thread's relay, and under MPI in
@@ -16,7 +17,7 @@ import pytest
 
 import dtorch
 import dtorch.distributed as dist
-from dtorch.distributed import checkpoint as dcp
+from dtorch.distributed import replicated_checkpoint as rcp
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -42,7 +43,7 @@ CHECKS = [suite.check_save_writes_once_and_every_rank_waits,
 @pytest.mark.parametrize("nprocs", [2, 4])
 @pytest.mark.parametrize("check", CHECKS, ids=lambda f: f.__name__[6:])
 def test_collective_save_load(check, nprocs, tmp_path, monkeypatch):
-    monkeypatch.setattr(dcp, "_CHUNK", 1000)  # several broadcasts per checkpoint
+    monkeypatch.setattr(rcp, "_CHUNK", 1000)  # several broadcasts per checkpoint
     _run(check, nprocs, tmp_path)
 
 
@@ -75,27 +76,27 @@ def test_world_size_change_is_not_a_no_op(tmp_path):
 # ----------------------------------------------------------------------------- no process group
 def test_without_a_process_group_save_and_load_are_plain(tmp_path):
     assert not dist.is_initialized()
-    dcp.save(suite.payload(3), tmp_path / "c.pt")
+    rcp.save(suite.payload(3), tmp_path / "c.pt")
     suite.assert_payload(dtorch.load(tmp_path / "c.pt"), 3)
-    suite.assert_payload(dcp.load(tmp_path / "c.pt", map_location="cpu"), 3)
+    suite.assert_payload(rcp.load(tmp_path / "c.pt", map_location="cpu"), 3)
     with pytest.raises(FileNotFoundError):
-        dcp.load(tmp_path / "missing.pt")
+        rcp.load(tmp_path / "missing.pt")
 
 
 def test_single_process_world(tmp_path):
     dist.init_process_group(backend="single")
     try:
         suite.check_save_writes_once_and_every_rank_waits(tmp_path)
-        dcp.save({"a": dtorch.ones(2)}, tmp_path / "one.pt")
-        np.testing.assert_array_equal(dcp.load(tmp_path / "one.pt")["a"].numpy(), [1, 1])
+        rcp.save({"a": dtorch.ones(2)}, tmp_path / "one.pt")
+        np.testing.assert_array_equal(rcp.load(tmp_path / "one.pt")["a"].numpy(), [1, 1])
         with pytest.raises(FileNotFoundError):
-            dcp.load(tmp_path / "missing.pt")
+            rcp.load(tmp_path / "missing.pt")
     finally:
         dist.destroy_process_group()
 
 
 def _round_trip(exc):
-    return dcp._decode_error(json.loads(json.dumps(dcp._encode_error(exc), default=str)))
+    return rcp._decode_error(json.loads(json.dumps(rcp._encode_error(exc), default=str)))
 
 
 def test_errors_keep_type_and_text():
@@ -119,7 +120,7 @@ def test_errors_keep_type_and_text():
 # ----------------------------------------------------------------------------- preemption
 def test_preemption_handler_in_one_process():
     before = signal.getsignal(signal.SIGTERM)
-    with dcp.PreemptionHandler() as preemption:
+    with rcp.PreemptionHandler() as preemption:
         assert signal.getsignal(signal.SIGTERM) != before
         assert not preemption.triggered and not preemption.should_stop()
         signal.raise_signal(signal.SIGTERM)  # would end this process without the handler
@@ -131,9 +132,9 @@ def test_preemption_handler_in_one_process():
 
 def test_preemption_handler_several_signals_and_nesting():
     before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGUSR1)}
-    with dcp.PreemptionHandler(signals=(signal.SIGTERM, signal.SIGUSR1)) as outer:
+    with rcp.PreemptionHandler(signals=(signal.SIGTERM, signal.SIGUSR1)) as outer:
         with pytest.raises(KeyError):
-            with dcp.PreemptionHandler(signals=[signal.SIGUSR1]) as inner:
+            with rcp.PreemptionHandler(signals=[signal.SIGUSR1]) as inner:
                 signal.raise_signal(signal.SIGUSR1)
                 raise KeyError("the block fails")
         assert inner.signum == signal.SIGUSR1 and not outer.triggered
@@ -145,7 +146,7 @@ def test_preemption_handler_several_signals_and_nesting():
 def test_preemption_handler_in_a_world_of_one():
     dist.init_process_group(backend="single")
     try:
-        with dcp.PreemptionHandler() as preemption:
+        with rcp.PreemptionHandler() as preemption:
             assert not preemption.should_stop()
             signal.raise_signal(signal.SIGTERM)
             assert preemption.should_stop() and preemption.signum == signal.SIGTERM
@@ -157,15 +158,15 @@ def test_preemption_handler_arguments():
     for bad, match in [((), "at least one"), ((signal.SIGKILL,), "SIGKILL cannot be caught"),
                        ((12345,), "12345 is not a signal")]:
         with pytest.raises(ValueError, match=match):
-            dcp.PreemptionHandler(signals=bad)
-    handler = dcp.PreemptionHandler()
+            rcp.PreemptionHandler(signals=bad)
+    handler = rcp.PreemptionHandler()
     with handler, pytest.raises(RuntimeError, match="already active"):
         handler.__enter__()
     errors = []
 
     def in_thread():
         try:
-            with dcp.PreemptionHandler():
+            with rcp.PreemptionHandler():
                 pass
         except ValueError as e:
             errors.append(str(e))
@@ -184,7 +185,7 @@ def test_preemption_handler_in_rank_threads_through_the_relay():
 
     def rank_main(rank):
         dist.init_process_group(backend="threads")
-        with dcp.PreemptionHandler() as preemption:
+        with rcp.PreemptionHandler() as preemption:
             for step in range(1000):
                 if rank == 1 and step == 3:
                     os.kill(os.getpid(), signal.SIGTERM)
@@ -194,7 +195,7 @@ def test_preemption_handler_in_rank_threads_through_the_relay():
         return None
 
     before = signal.getsignal(signal.SIGTERM)
-    with dcp.relay_signals_to_threads():
+    with rcp.relay_signals_to_threads():
         results = dist.spawn_threads(rank_main, nprocs=2, timeout=60)
     assert signal.getsignal(signal.SIGTERM) is before
     assert results[0] == results[1] and results[0][1] == signal.SIGTERM
@@ -205,10 +206,10 @@ def test_relay_with_no_handler_takes_the_previous_action():
     got = []
     before = signal.signal(signal.SIGUSR1, lambda signum, frame: got.append(signum))
     try:
-        with dcp.relay_signals_to_threads(signals=(signal.SIGUSR1,)):
+        with rcp.relay_signals_to_threads(signals=(signal.SIGUSR1,)):
             signal.raise_signal(signal.SIGUSR1)
             with pytest.raises(RuntimeError, match="already active"):
-                with dcp.relay_signals_to_threads():
+                with rcp.relay_signals_to_threads():
                     pass
         assert got == [signal.SIGUSR1]
     finally:
@@ -220,12 +221,12 @@ def test_relay_must_cover_the_handler_signals():
 
     def in_thread():
         try:
-            with dcp.PreemptionHandler(signals=(signal.SIGUSR2,)):
+            with rcp.PreemptionHandler(signals=(signal.SIGUSR2,)):
                 pass
         except ValueError as e:
             errors.append(str(e))
 
-    with dcp.relay_signals_to_threads(signals=(signal.SIGTERM,)):
+    with rcp.relay_signals_to_threads(signals=(signal.SIGTERM,)):
         t = threading.Thread(target=in_thread, name="rank-y")
         t.start()
         t.join(10)
@@ -242,7 +243,7 @@ def _sleep_forever(ready):
 def test_forked_child_still_dies_of_sigterm():
     """A DataLoader worker forked inside the block must not swallow the launcher's SIGTERM."""
     ctx = multiprocessing.get_context("fork")
-    with dcp.PreemptionHandler() as preemption:
+    with rcp.PreemptionHandler() as preemption:
         ready = ctx.Event()
         child = ctx.Process(target=_sleep_forever, args=(ready,))
         child.start()

@@ -1,5 +1,9 @@
 """Checkpoints as collectives, and a final checkpoint when the job is preempted.
 
+For replicated (data-parallel) state: one rank's copy is the whole checkpoint. This is not
+``torch.distributed.checkpoint`` (sharded directories, in-place ``load(state_dict)``), hence
+the different name.
+
 :func:`save` writes on one rank (atomically, with :func:`dtorch.save`) while the others wait
 until the file is durable; :func:`load` reads on one rank and broadcasts the checkpoint, so that
 ranks without the shared file system get it too, each placing tensors with its own
@@ -26,19 +30,19 @@ Example::
 
     import sys
     import dtorch.distributed as dist
-    from dtorch.distributed import checkpoint as dcp
+    from dtorch.distributed import replicated_checkpoint as rcp
 
     dist.init_process_group()
     try:  # only rank 0 looks at the file; a missing one raises on every rank alike
-        state = dcp.load("ckpt.pt", map_location=device)
+        state = rcp.load("ckpt.pt", map_location=device)
     except FileNotFoundError:
         state = None
     ...
-    with dcp.PreemptionHandler() as preemption:
+    with rcp.PreemptionHandler() as preemption:
         for step in range(start, steps):
             train_step()
             if preemption.should_stop():          # every rank, every step: a collective
-                dcp.save({"model": model.module.state_dict(), "optimizer": opt.state_dict(),
+                rcp.save({"model": model.module.state_dict(), "optimizer": opt.state_dict(),
                           "step": step + 1}, "ckpt.pt")
                 dist.destroy_process_group()
                 sys.exit(128 + preemption.signum)  # 143 for SIGTERM: "terminated", resumable
@@ -88,7 +92,7 @@ def save(obj, f, *, src=0, group=None):
 
     Example::
 
-        >>> dcp.save({"model": model.module.state_dict(), "epoch": epoch}, "ckpt.pt")
+        >>> rcp.save({"model": model.module.state_dict(), "epoch": epoch}, "ckpt.pt")
     """
     pg, root = _group(group, src, "save")
     if pg is None:
@@ -131,7 +135,7 @@ def load(f, *, map_location=None, src=0, group=None):
 
     Example::
 
-        >>> state = dcp.load("ckpt.pt", map_location=f"cuda:{dist.get_local_rank()}")
+        >>> state = rcp.load("ckpt.pt", map_location=f"cuda:{dist.get_local_rank()}")
         >>> model.module.load_state_dict(state["model"])
     """
     pg, root = _group(group, src, "load")
@@ -152,8 +156,8 @@ def _group(group, src, what):
     if not is_initialized() and group is None:
         return None, None
     if group is GroupMember.NON_GROUP_MEMBER:
-        raise ValueError(f"dtorch.distributed.checkpoint.{what}: this rank is not a member of "
-                         "the group")
+        raise ValueError(f"dtorch.distributed.replicated_checkpoint.{what}: this rank is not a "
+                         "member of the group")
     pg = resolve(group)
     return pg, pg.group_rank(src, "src")
 
@@ -267,7 +271,7 @@ class PreemptionHandler:
         ...     for step in range(start, steps):
         ...         train_step(step)
         ...         if preemption.should_stop():
-        ...             dcp.save(state(step + 1), "ckpt.pt")
+        ...             rcp.save(state(step + 1), "ckpt.pt")
         ...             sys.exit(128 + preemption.signum)
     """
 
