@@ -172,7 +172,8 @@ class Work:
 
     ``wait(timeout)`` blocks until the operation is complete (at most ``timeout`` seconds, and
     never past the group's timeout), then returns True; results are in the output tensors.
-    ``is_completed()`` never blocks and never drives communication itself. ``get_future()``
+    ``is_completed()`` never blocks; without a communication thread (the MPI backend's ``poll``
+    mode) it tests the operation, which is what advances it. ``get_future()``
     gives a :class:`dtorch.futures.Future` of the output tensors.
     """
 
