@@ -65,6 +65,34 @@ def test_max_pool_nan_propagates_and_first_max_wins():
     assert idx.item() == 0 and x.grad.tolist() == [[[1.0, 0.0]]]
 
 
+def test_max_pool_nan_index_is_the_last_nan():
+    # PyTorch's kernel takes a value when it is greater or NaN: the last NaN of a window wins
+    nan = float("nan")
+    x = dtorch.tensor([[[nan, 1.0, nan, 0.0, 2.0, nan, 3.0, 4.0]]])
+    out, idx = F.max_pool1d(x, 4, return_indices=True)
+    assert np.isnan(out.numpy()).all() and idx.tolist() == [[[2, 5]]]
+    x = dtorch.tensor([[[1.0, nan, 5.0, 0.0]]])
+    assert F.max_pool1d(x, 4, return_indices=True)[1].item() == 1
+
+
+def test_max_pool_ties_in_overlapping_windows_and_integers():
+    x = dtorch.tensor([[[2.0, 2.0, 1.0, 2.0]]], requires_grad=True)
+    out, idx = F.max_pool1d(x, 2, stride=1, return_indices=True)
+    assert idx.tolist() == [[[0, 1, 3]]]
+    out.sum().backward()
+    assert x.grad.tolist() == [[[1.0, 1.0, 0.0, 1.0]]]
+    xi = dtorch.tensor([[[[3, 1], [7, 7]]]])
+    out, idx = F.max_pool2d(xi, 2, return_indices=True)
+    assert out.item() == 7 and idx.item() == 2 and out.dtype is dtorch.int64
+
+
+def test_max_pool_non_finite_gradient_reaches_only_the_argmax():
+    x = dtorch.tensor([[[1.0, 3.0, 2.0, 0.0]]], requires_grad=True)
+    F.max_pool1d(x, 2).backward(dtorch.tensor([[[float("inf"), float("nan")]]]))
+    g = x.grad.numpy()[0, 0]
+    assert g[0] == 0 and g[1] == np.inf and np.isnan(g[2]) and g[3] == 0
+
+
 def test_avg_pool_divisors():
     x = dtorch.ones(1, 1, 3, 3)
     inc = F.avg_pool2d(x, 2, stride=2, padding=1)
