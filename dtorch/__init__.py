@@ -10,6 +10,10 @@ import numpy as _np
 # NOTE: PyTorch follows IEEE semantics silently (1/0 is inf, log(0) is -inf); NumPy would warn.
 _np.seterr(all="ignore")
 
+from ._host_memory import keep_freed_memory as _keep_freed_memory  # noqa: E402
+
+_keep_freed_memory()
+
 from . import _dtype, autograd, cuda, futures, return_types  # noqa: E402
 from . import ops as _ops  # noqa: E402
 from ._creation import (  # noqa: E402
