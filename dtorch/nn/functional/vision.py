@@ -2,6 +2,7 @@
 ``interpolate`` (nearest, linear, bilinear, trilinear, bicubic, area), ``unfold`` / ``fold``,
 ``pixel_shuffle``, ``one_hot``, ``normalize``, ``cosine_similarity``, ``pairwise_distance``."""
 
+import itertools
 import math
 
 import numpy as np
@@ -10,7 +11,7 @@ from ... import _backend, _creation
 from ... import _dtype as D
 from ...amp.autocast_mode import autocast_op
 from ...autograd.function import Primitive
-from .conv import _ntuple, col2im, conv_out_size, im2col, pad_array, unpad_array
+from .conv import _ntuple, conv_out_size, pad_array, unpad_array
 
 __all__ = ["pad", "interpolate", "upsample", "upsample_nearest", "upsample_bilinear", "unfold",
            "fold", "pixel_shuffle", "pixel_unshuffle", "one_hot", "normalize",
@@ -259,6 +260,36 @@ def upsample_bilinear(input, size=None, scale_factor=None):
 
 
 # ------------------------------------------------------------------------------ unfold / fold
+def _window_view(xp, x, kernel, stride, dilation, out):
+    """Strided view ``(N, C, *kernel, *out)`` of ``x`` ``(N, C, *spatial)``: element
+    ``[n, c, k..., o...]`` is ``x[n, c, o*stride + k*dilation ...]``. No copy."""
+    st = x.strides
+    sp = st[2:]
+    shape = x.shape[:2] + tuple(kernel) + tuple(out)
+    strides = st[:2] + tuple(s * d for s, d in zip(sp, dilation)) + \
+        tuple(s * t for s, t in zip(sp, stride))
+    return xp.lib.stride_tricks.as_strided(x, shape=shape, strides=strides)
+
+
+def _im2col(xp, x, kernel, stride, dilation, out):
+    """Column matrix ``(N, C * prod(kernel), prod(out))`` of ``x`` (padded)."""
+    n, c = x.shape[:2]
+    view = _window_view(xp, x, kernel, stride, dilation, out)
+    return view.reshape(n, c * math.prod(kernel), math.prod(out))
+
+
+def _col2im(xp, cols, shape, kernel, stride, dilation, out):
+    """Adjoint of :func:`_im2col`: ``cols`` ``(N, C, *kernel, *out)`` scatter-added into a
+    zero array of ``shape`` ``(N, C, *spatial)``; one strided add per kernel offset."""
+    res = xp.zeros(shape, dtype=cols.dtype)
+    for offs in itertools.product(*[range(k) for k in kernel]):
+        idx = (slice(None), slice(None)) + tuple(
+            slice(o * d, o * d + (m - 1) * s + 1, s)
+            for o, d, m, s in zip(offs, dilation, out, stride))
+        res[idx] += cols[(slice(None), slice(None)) + offs]
+    return res
+
+
 class _Unfold(Primitive):
     """im2col: ``(N, C, H, W)`` -> ``(N, C*kh*kw, L)`` (sliding local blocks)."""
 
@@ -271,13 +302,12 @@ class _Unfold(Primitive):
         out = tuple(conv_out_size(s, k, st, d, 0) for s, k, st, d in
                     zip(xpad.shape[2:], kernel, stride, dilation))
         ctx.meta = (xpad.shape, pads, kernel, dilation, stride, out)
-        cols = im2col(xp, xpad, kernel, stride, dilation, out)
-        return cols.reshape(x.shape[0], -1, math.prod(out))
+        return _im2col(xp, xpad, kernel, stride, dilation, out)
 
     def backward(ctx, g):
         pshape, pads, kernel, dilation, stride, out = ctx.meta
         g = g.reshape(pshape[:2] + tuple(kernel) + tuple(out))
-        return unpad_array(col2im(ctx.xp, g, pshape, kernel, stride, dilation, out), pads)
+        return unpad_array(_col2im(ctx.xp, g, pshape, kernel, stride, dilation, out), pads)
 
 
 class _Fold(Primitive):
@@ -293,14 +323,13 @@ class _Fold(Primitive):
         pshape = (n, c) + tuple(o + 2 * p for o, p in zip(output_size, padding))
         cols = x.reshape((n, c) + tuple(kernel) + tuple(blocks))
         ctx.meta = (pshape, pads, kernel, dilation, stride, blocks)
-        return xp.ascontiguousarray(unpad_array(col2im(xp, cols, pshape, kernel, stride, dilation,
-                                                       blocks), pads))
+        full = _col2im(xp, cols, pshape, kernel, stride, dilation, blocks)
+        return xp.ascontiguousarray(unpad_array(full, pads))
 
     def backward(ctx, g):
         pshape, pads, kernel, dilation, stride, blocks = ctx.meta
         gpad = pad_array(ctx.xp, g, pads)
-        cols = im2col(ctx.xp, gpad, kernel, stride, dilation, blocks)
-        return cols.reshape(g.shape[0], -1, math.prod(blocks))
+        return _im2col(ctx.xp, gpad, kernel, stride, dilation, blocks)
 
 
 def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
