@@ -53,7 +53,8 @@ def test_conv3d_gradcheck(device):
 
 @pytest.mark.parametrize("kw", [dict(stride=2), dict(stride=(2, 3), padding=(1, 0),
                                                      output_padding=(1, 2), groups=2),
-                                dict(stride=2, padding=1, dilation=2, output_padding=1)])
+                                dict(stride=2, padding=1, dilation=2, output_padding=1),
+                                dict(padding=1), dict(dilation=(2, 1), groups=2)])
 def test_conv_transpose2d_gradcheck(device, kw):
     groups = kw.get("groups", 1)
     x = _t((2, 4, 3, 3), device, 1)
@@ -85,6 +86,38 @@ def test_conv2d_matches_direct_sum():
             patch = x[:, :, 2 * i:2 * i + 3, j:j + 3:2]
             ref[:, :, i, j] = np.einsum("nckl,ockl->no", patch, w) + b
     np.testing.assert_allclose(y, ref, atol=1e-12)
+
+
+@pytest.mark.parametrize("kernel,stride,by_rows", [((5, 5), (1, 1), True),
+                                                   ((3, 2), (1, 2), True),
+                                                   ((3, 3), (2, 2), False),
+                                                   ((1, 1), (1, 1), False),
+                                                   ((1, 3), (1, 1), False)])
+def test_both_blocking_plans_match_the_direct_sum(kernel, stride, by_rows):
+    """Row blocks and sample blocks (conv.py's two plans) give the textbook sum, forward and
+    both gradients, with groups and bias."""
+    from dtorch.nn.functional.conv import _Plan
+
+    assert _Plan(3, kernel, stride, (1, 1), (1, 1), 2).by_rows is by_rows
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 4, 9, 8))
+    w = rng.standard_normal((6, 2) + kernel)
+    b = rng.standard_normal(6)
+    oh, ow = [(s - k) // t + 1 for s, k, t in zip(x.shape[2:], kernel, stride)]
+    ref = np.zeros((3, 6, oh, ow))
+    for g in range(2):
+        xs, ws = x[:, 2 * g:2 * g + 2], w[3 * g:3 * g + 3]
+        for i in range(oh):
+            for j in range(ow):
+                patch = xs[:, :, i * stride[0]:i * stride[0] + kernel[0],
+                           j * stride[1]:j * stride[1] + kernel[1]]
+                ref[:, 3 * g:3 * g + 3, i, j] = np.einsum("nckl,ockl->no", patch, ws)
+    ref += b[:, None, None]
+    xt, wt, bt = (dtorch.tensor(a, requires_grad=True) for a in (x, w, b))
+    y = F.conv2d(xt, wt, bt, stride=stride, groups=2)
+    np.testing.assert_allclose(y.detach().numpy(), ref, atol=1e-12)
+    assert gradcheck(lambda x, w, b: F.conv2d(x, w, b, stride=stride, groups=2),
+                     (xt, wt, bt))
 
 
 def test_conv_transpose_is_adjoint_of_conv():

@@ -1,7 +1,7 @@
 """Convolutions: ``conv1d/2d/3d`` and ``conv_transpose1d/2d/3d``.
 
 Three array kernels do all the work (forward, weight gradient, input gradient: batched GEMMs
-over a row buffer, see the note above :func:`_rows`); the input gradient is a scatter-add over
+over a blocked buffer, see the note above :class:`_Plan`); the input gradient is a scatter-add over
 the kernel offsets, a loop over kernel positions, never over pixels or batch elements. A
 transposed convolution is the adjoint: the input-gradient kernel forward, the other two
 backward.
@@ -56,41 +56,77 @@ def conv_out_size(size, k, s, d, pad_total):
     return (size + pad_total - d * (k - 1) - 1) // s + 1
 
 
-# A convolution here is a batch of GEMMs, one per output position along the first spatial dim
-# ("rows"). Every spatial dim but the first is unfolded once into a row buffer laid out
-#     R = (G, S0, C/G, K1.., N, P1..)            (S: padded input sizes, K: kernel, P: output)
-# so the column matrix of output row p0 is the block of R rows p0*s0 .. p0*s0 + K0 - 1: an
-# overlapping strided view, no copy (with dilation along dim 0 the reshape copies). Against
-# unfolding all dims (im2col), R is K0 times smaller, and each GEMM reads a cache-sized block;
-# measured on the seed CIFAR-10 CNN (batch 64, one thread): conv1 forward 4.7 -> 3.6 ms, conv2
-# input gradient 4.6 -> 2.8 ms. The transposed convolution is the adjoint and uses the same
-# three kernels with the roles of forward and input gradient swapped.
+# A convolution here is a batch of GEMMs over one "blocked" axis B of the input, all other
+# spatial dims unfolded once into a buffer laid out
+#     R = (G, B, C/G, K1.., N, P1..)     (K: kernel, P: output sizes; G groups)
+# so that the column matrix of output position b is the block of R rows b*s .. b*s + K0 - 1:
+# an overlapping strided view, no copy (with dilation along B the reshape copies).
+# - Row blocks (2-d and up, where windows overlap at least twice along the first dim:
+#   kernel[0] >= 2 * stride[0]): B is the first spatial dim, so R is about kernel[0]/stride[0]
+#   times smaller than im2col's column matrix and each GEMM reads a cache-sized block.
+#   Measured (one thread, fwd+bwd): the seed CIFAR-10 CNN's conv1 forward 4.7 -> 2.4-3.0 ms
+#   and conv2 input gradient 4.6 -> 3.0 ms (batch 64); 3-d 8 -> 16 channels 3x3x3 at 16^3,
+#   batch 4: 22-24 -> 14-19 ms; ResNet 64x64 3x3 at 32x32, batch 32: the same (193-203 ms).
+# - Sample blocks (otherwise: 1-d, 1x1, strided with little overlap): B is the batch (kernel
+#   1, N = 1): classic im2col, one GEMM per sample writing the output in place, and for a
+#   1x1 convolution no copy at all. The buffer's transpose and the output's would cost more
+#   than they save there (measured with row blocks: 1x1 256 -> 64 channels 4.5 -> 14.5 ms
+#   forward; conv1d 16 -> 32, length 1000, batch 8: 0.6 -> 2.0 ms; ResNet 3x3 stride 2:
+#   24-29 -> 32-39 ms forward).
+# Sample blocks are row blocks of the view (1, C, N, S..) of the input with a unit kernel
+# dim in front (`_Plan`), so both run through the same three kernels. The transposed
+# convolution is the adjoint and uses them with forward and input gradient swapped.
 
-def _rows(xp, xpad, kernel, stride, dilation, out, groups):
-    """The row buffer ``R`` of ``xpad`` ``(N, C, S0, S1..)`` (contiguous)."""
-    n, c = xpad.shape[:2]
+class _Plan:
+    """How one convolution maps onto the kernels: the geometry with the blocked axis first,
+    and :meth:`lift`, the view of an ``(N, C, S..)`` array (input, output or a gradient) in
+    that geometry."""
+
+    def __init__(self, n, kernel, stride, dilation, out, groups):
+        self.by_rows = len(kernel) > 1 and kernel[0] >= 2 * stride[0]
+        self.groups = groups
+        if self.by_rows:
+            self.kernel, self.stride, self.dilation = tuple(kernel), stride, dilation
+            self.out = tuple(out)
+        else:
+            self.kernel, self.stride = (1,) + tuple(kernel), (1,) + tuple(stride)
+            self.dilation, self.out = (1,) + tuple(dilation), (n,) + tuple(out)
+
+    def lift(self, a):
+        return a if self.by_rows else a.swapaxes(0, 1)[None]
+
+    def lift_weight(self, w):
+        return w if self.by_rows else w[:, :, None]
+
+
+def _rows(xp, x, plan):
+    """The buffer ``R`` (contiguous) of ``x`` ``(N, C, S0, S1..)``, already in the plan's
+    geometry (padded)."""
+    kernel, stride, dilation, out, groups = (plan.kernel, plan.stride, plan.dilation,
+                                             plan.out, plan.groups)
+    n, c = x.shape[:2]
     rest = len(kernel) - 1
-    st = xpad.strides
-    shape = (n, groups, c // groups, xpad.shape[2]) + tuple(kernel[1:]) + tuple(out[1:])
+    st = x.strides
+    shape = (n, groups, c // groups, x.shape[2]) + kernel[1:] + out[1:]
     strides = (st[0], st[1] * (c // groups), st[1], st[2]) + \
         tuple(s * d for s, d in zip(st[3:], dilation[1:])) + \
         tuple(s * t for s, t in zip(st[3:], stride[1:]))
-    view = xp.lib.stride_tricks.as_strided(xpad, shape=shape, strides=strides)
+    view = xp.lib.stride_tricks.as_strided(x, shape=shape, strides=strides)
     perm = (1, 3, 2) + tuple(range(4, 4 + rest)) + (0,) + tuple(range(4 + rest, 4 + 2 * rest))
     return xp.ascontiguousarray(view.transpose(perm))
 
 
-def _blocks(xp, rows, kernel, stride, dilation, out):
-    """``(G, P0, K0*C/G*K1.., N*P1..)``: the column matrix of every output row of ``rows``."""
+def _blocks(xp, rows, plan):
+    """``(G, P0, K0*C/G*K1.., N*P1..)``: the column matrix of every blocked position."""
     g, size0 = rows.shape[:2]
     per_row = rows.size // (g * size0)
-    cols = math.prod(rows.shape[3 + len(kernel) - 1:])
+    cols = math.prod(rows.shape[2 + len(plan.kernel):])
     item = rows.itemsize
     view = xp.lib.stride_tricks.as_strided(
-        rows, shape=(g, out[0], kernel[0], per_row // cols, cols),
-        strides=(rows.strides[0], stride[0] * per_row * item, dilation[0] * per_row * item,
-                 cols * item, item))
-    return view.reshape(g, out[0], -1, cols)
+        rows, shape=(g, plan.out[0], plan.kernel[0], per_row // cols, cols),
+        strides=(rows.strides[0], plan.stride[0] * per_row * item,
+                 plan.dilation[0] * per_row * item, cols * item, item))
+    return view.reshape(g, plan.out[0], -1, cols)
 
 
 def _weight_rows(w, groups):
@@ -110,59 +146,67 @@ def _grad_rows(xp, g, groups):
     return xp.ascontiguousarray(gv).reshape(groups, p0, o // groups, -1)
 
 
-def _conv_forward(xp, rows, w, b, kernel, stride, dilation, out, groups):
-    """The convolution ``(N, O, *out)`` of the padded input whose row buffer is ``rows``."""
-    n = rows.shape[2 + len(kernel)]
-    o = w.shape[0]
-    yt = xp.matmul(_weight_rows(w, groups), _blocks(xp, rows, kernel, stride, dilation, out))
+def _conv_forward(xp, rows, w, b, plan, y):
+    """Writes the convolution whose buffer is ``rows`` into ``y`` ``(N, O, *out)`` (a view
+    in the plan's geometry), adding the bias ``b`` if given."""
+    n, o = y.shape[:2]
+    groups, out = plan.groups, plan.out
     rest = len(out) - 1
-    yt = yt.reshape((groups, out[0], o // groups, n) + tuple(out[1:]))
+    wr, blocks = _weight_rows(w, groups), _blocks(xp, rows, plan)
+    dst = y.reshape((n, groups, o // groups) + out)
+    bias = None if b is None else b.reshape((groups, o // groups) + (1,) * len(out))
+    if n == 1:  # sample blocks (or one sample): the GEMMs write y in place
+        xp.matmul(wr, blocks, out=dst[0].swapaxes(1, 2).reshape(groups, out[0], o // groups, -1))
+        if bias is not None:
+            dst += bias
+        return
+    yt = xp.matmul(wr, blocks).reshape((groups, out[0], o // groups, n) + out[1:])
     yt = yt.transpose((3, 0, 2, 1) + tuple(range(4, 4 + rest)))
-    y = xp.empty((n, groups, o // groups) + tuple(out), dtype=yt.dtype)
-    if b is None:
-        y[...] = yt
+    if bias is None:
+        dst[...] = yt
     else:
-        xp.add(yt, b.reshape((groups, o // groups) + (1,) * len(out)), out=y)
-    return y.reshape((n, o) + tuple(out))
+        xp.add(yt, bias, out=dst)
 
 
-def _conv_weight_grad(xp, g, rows, wshape, kernel, stride, dilation, groups):
-    """Gradient of the weight ``wshape`` from the output gradient and the forward's rows."""
-    out = g.shape[2:]
+def _conv_weight_grad(xp, g, rows, wshape, plan):
+    """Gradient of the weight (``wshape``, the plan's geometry) from the output gradient
+    ``g`` and the forward's buffer."""
+    groups, kernel = plan.groups, plan.kernel
     gt = _grad_rows(xp, g, groups)
-    blocks = _blocks(xp, rows, kernel, stride, dilation, out)
-    gw = xp.matmul(gt, blocks.swapaxes(-1, -2)).sum(1)  # (G, O/G, K0*C/G*K1..)
-    gw = gw.reshape((groups, wshape[0] // groups, kernel[0], wshape[1]) + tuple(kernel[1:]))
+    gw = xp.matmul(gt, _blocks(xp, rows, plan).swapaxes(-1, -2)).sum(1)
+    gw = gw.reshape((groups, wshape[0] // groups, kernel[0], wshape[1]) + kernel[1:])
     return xp.ascontiguousarray(gw.swapaxes(2, 3)).reshape(wshape)
 
 
-def _conv_input_grad(xp, g, w, pshape, kernel, stride, dilation, groups):
-    """Gradient of the padded input ``pshape`` ``(N, C, S0, S1..)``: the GEMMs' adjoint,
-    scatter-added along dim 0 in the row buffer, then over the other kernel offsets."""
-    n, c = pshape[:2]
+def _conv_input_grad(xp, g, w, plan, gx):
+    """Adds the gradient of the padded input to ``gx`` ``(N, C, S0, S1..)`` (zeros; a view in
+    the plan's geometry): the GEMMs' adjoint, scatter-added along the blocked axis in the
+    buffer, then over the other kernel offsets."""
+    groups, kernel, stride, dilation = plan.groups, plan.kernel, plan.stride, plan.dilation
+    n, c = gx.shape[:2]
     out = g.shape[2:]
     rest = len(kernel) - 1
     gcols = xp.matmul(_weight_rows(w, groups).swapaxes(-1, -2), _grad_rows(xp, g, groups))
     gcols = gcols.reshape(groups, out[0], kernel[0], -1)
-    grows = xp.zeros((groups, pshape[2], gcols.shape[-1]), dtype=gcols.dtype)
-    for k0 in range(kernel[0]):
-        lo = k0 * dilation[0]
-        grows[:, lo:lo + (out[0] - 1) * stride[0] + 1:stride[0]] += gcols[:, :, k0]
-    grows = grows.reshape((groups, pshape[2], c // groups) + tuple(kernel[1:]) + (n,) +
-                          tuple(out[1:]))
-    gx = xp.zeros(pshape, dtype=gcols.dtype)
-    gxt = gx.reshape((n, groups, c // groups) + tuple(pshape[2:])).transpose(
+    if kernel[0] == 1 and stride[0] == 1:
+        grows = gcols[:, :, 0]
+    else:
+        grows = xp.zeros((groups, gx.shape[2], gcols.shape[-1]), dtype=gcols.dtype)
+        for k0 in range(kernel[0]):
+            lo = k0 * dilation[0]
+            grows[:, lo:lo + (out[0] - 1) * stride[0] + 1:stride[0]] += gcols[:, :, k0]
+    grows = grows.reshape((groups, grows.shape[1], c // groups) + kernel[1:] + (n,) + out[1:])
+    gxt = gx.reshape((n, groups, c // groups) + gx.shape[2:]).transpose(
         (1, 3, 2, 0) + tuple(range(4, 4 + rest)))  # (G, S0, C/G, N, S1..)
     lead = (slice(None),) * 4
     for offs in itertools.product(*[range(k) for k in kernel[1:]]):
         idx = lead + tuple(slice(k * d, k * d + (p - 1) * s + 1, s)
                            for k, d, p, s in zip(offs, dilation[1:], out[1:], stride[1:]))
         gxt[idx] += grows[(slice(None),) * 3 + offs]
-    return gx
 
 
 class _ConvNd(Primitive):
-    """N-d convolution (cross-correlation) by row-blocked GEMMs (see the note above)."""
+    """N-d convolution (cross-correlation) by blocked GEMMs (see the note above)."""
 
     def forward(ctx, x, w, b=None, *, stride, pads, dilation, groups):
         xp = ctx.xp
@@ -170,23 +214,27 @@ class _ConvNd(Primitive):
         xpad = pad_array(xp, x, pads)
         out = tuple(conv_out_size(s, k, st, d, 0) for s, k, st, d in
                     zip(xpad.shape[2:], kernel, stride, dilation))
-        rows = _rows(xp, xpad, kernel, stride, dilation, out, groups)
-        y = _conv_forward(xp, rows, w, b, kernel, stride, dilation, out, groups)
-        ctx.meta = (xpad.shape, kernel, stride, pads, dilation, groups, b is not None)
+        plan = _Plan(x.shape[0], kernel, stride, dilation, out, groups)
+        rows = _rows(xp, plan.lift(xpad), plan)
+        y = xp.empty((x.shape[0], w.shape[0]) + out, dtype=rows.dtype)
+        _conv_forward(xp, rows, plan.lift_weight(w), b, plan, plan.lift(y))
+        ctx.meta = (xpad.shape, plan, pads, b is not None)
         ctx.save_for_backward(rows, w)
         return y
 
     def backward(ctx, g):
         xp = ctx.xp
-        pshape, kernel, stride, pads, dilation, groups, has_b = ctx.meta
+        pshape, plan, pads, has_b = ctx.meta
         rows, w = ctx.saved_tensors
         needs = ctx.needs_input_grad
         gx = gw = gb = None
         if needs[0]:
-            gx = unpad_array(_conv_input_grad(xp, g, w, pshape, kernel, stride, dilation,
-                                              groups), pads)
+            gx = xp.zeros(pshape, dtype=g.dtype)
+            _conv_input_grad(xp, plan.lift(g), plan.lift_weight(w), plan, plan.lift(gx))
+            gx = unpad_array(gx, pads)
         if needs[1]:
-            gw = _conv_weight_grad(xp, g, rows, w.shape, kernel, stride, dilation, groups)
+            lifted = plan.lift_weight(w).shape
+            gw = _conv_weight_grad(xp, plan.lift(g), rows, lifted, plan).reshape(w.shape)
         if has_b and needs[2]:
             gb = g.sum(axis=(0,) + tuple(range(2, g.ndim)))
         return gx, gw, gb
@@ -201,31 +249,33 @@ class _ConvTransposeNd(Primitive):
         kernel = w.shape[2:]
         n = x.shape[0]
         cout = w.shape[1] * groups
-        full = (n, cout) + tuple(o + 2 * p for o, p in zip(out_shape, padding))
+        plan = _Plan(n, kernel, stride, dilation, x.shape[2:], groups)
+        full = xp.zeros((n, cout) + tuple(o + 2 * p for o, p in zip(out_shape, padding)),
+                        dtype=x.dtype)
+        _conv_input_grad(xp, plan.lift(x), plan.lift_weight(w), plan, plan.lift(full))
         pads = [(p, p) for p in padding]
-        y = unpad_array(_conv_input_grad(xp, x, w, full, kernel, stride, dilation, groups),
-                        pads)
+        y = unpad_array(full, pads)
         if b is not None:
             y = y + b.reshape((cout,) + (1,) * len(out_shape))
         else:
             y = xp.ascontiguousarray(y)
-        ctx.meta = (kernel, stride, pads, dilation, groups, b is not None)
+        ctx.meta = (plan, pads, b is not None)
         ctx.save_for_backward(x, w)
         return y
 
     def backward(ctx, g):
         xp = ctx.xp
-        kernel, stride, pads, dilation, groups, has_b = ctx.meta
+        plan, pads, has_b = ctx.meta
         x, w = ctx.saved_tensors
         needs = ctx.needs_input_grad
-        gpad = pad_array(xp, g, pads)
-        ins = x.shape[2:]
-        rows = _rows(xp, gpad, kernel, stride, dilation, ins, groups)
+        rows = _rows(xp, plan.lift(pad_array(xp, g, pads)), plan)
         gx = gw = gb = None
         if needs[0]:
-            gx = _conv_forward(xp, rows, w, None, kernel, stride, dilation, ins, groups)
+            gx = xp.empty(x.shape, dtype=rows.dtype)
+            _conv_forward(xp, rows, plan.lift_weight(w), None, plan, plan.lift(gx))
         if needs[1]:
-            gw = _conv_weight_grad(xp, x, rows, w.shape, kernel, stride, dilation, groups)
+            lifted = plan.lift_weight(w).shape
+            gw = _conv_weight_grad(xp, plan.lift(x), rows, lifted, plan).reshape(w.shape)
         if has_b and needs[2]:
             gb = g.sum(axis=(0,) + tuple(range(2, g.ndim)))
         return gx, gw, gb
