@@ -98,7 +98,7 @@ def test_both_blocking_plans_match_the_direct_sum(kernel, stride, by_rows):
     both gradients, with groups and bias."""
     from dtorch.nn.functional.conv import _Plan
 
-    assert _Plan(3, kernel, stride, (1, 1), (1, 1), 2).by_rows is by_rows
+    assert _Plan(3, kernel, stride, (1, 1), (2, 2), 2, 3).by_rows is by_rows
     rng = np.random.default_rng(5)
     x = rng.standard_normal((3, 4, 9, 8))
     w = rng.standard_normal((6, 2) + kernel)
@@ -118,6 +118,45 @@ def test_both_blocking_plans_match_the_direct_sum(kernel, stride, by_rows):
     np.testing.assert_allclose(y.detach().numpy(), ref, atol=1e-12)
     assert gradcheck(lambda x, w, b: F.conv2d(x, w, b, stride=stride, groups=2),
                      (xt, wt, bt))
+
+
+def test_one_and_two_output_rows_per_gemm_agree():
+    """64 output channels take one output row per GEMM, 16 take two (a banded weight; with
+    an odd number of rows the last block is padded): the convolution by four 16-channel
+    slices of the weight equals the 64-channel one, forward and backward."""
+    from dtorch.nn.functional.conv import _Plan
+
+    assert _Plan(2, (3, 3), (1, 1), (1, 1), (5, 5), 1, 64).per_block == 1
+    assert _Plan(2, (3, 3), (1, 1), (1, 1), (5, 5), 1, 16).per_block == 2
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 3, 7, 6))
+    w = rng.standard_normal((64, 3, 3, 2))
+    r = dtorch.tensor(rng.standard_normal((2, 64, 5, 4)))
+    grads = []
+    for parts in (1, 4):
+        xt, wt = dtorch.tensor(x, requires_grad=True), dtorch.tensor(w, requires_grad=True)
+        y = dtorch.cat([F.conv2d(xt, wc, dilation=(1, 2)) for wc in wt.chunk(parts)], 1)
+        (y * r).sum().backward()
+        grads.append((y.detach().numpy(), xt.grad.numpy(), wt.grad.numpy()))
+    for one, four in zip(*grads):
+        np.testing.assert_allclose(one, four, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("rows", [12, 10])
+def test_row_buffer_drops_unread_rows_and_pads_missing_ones(rows):
+    """Stride 2 with a 5-row kernel: with 12 input rows the last is read by no window (the
+    buffer drops it, its gradient is 0); with 10 the padded last block reads past the end."""
+    from dtorch.nn.functional.conv import _Plan
+
+    out_rows = (rows - 5) // 2 + 1
+    plan = _Plan(1, (5, 3), (2, 1), (1, 1), (out_rows, 2), 1, 2)
+    assert plan.by_rows and (plan.extent < rows if rows == 12 else plan.extent > rows)
+    x = _t((1, 2, rows, 4), "cpu", 7)
+    w = _t((2, 2, 5, 3), "cpu", 8)
+    assert gradcheck(lambda x, w: F.conv2d(x, w, stride=(2, 1)), (x, w))
+    if rows == 12:
+        F.conv2d(x, w, stride=(2, 1)).sum().backward()
+        assert (x.grad.numpy()[:, :, -1] == 0).all()
 
 
 def test_conv_transpose_is_adjoint_of_conv():
