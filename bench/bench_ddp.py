@@ -30,6 +30,7 @@ import dtorch.nn.functional as F  # noqa: E402
 from dtorch.nn.parallel import DistributedDataParallel as DDP  # noqa: E402
 
 STEPS, WARMUP = 20, 3
+ROUNDS = 5  # dtorch and PyTorch DDP timed in alternating rounds: drift hits both alike
 
 
 def mlp(lib):
@@ -129,10 +130,26 @@ def time_dtorch(build, shape, make_opt, comm_group):
     _, t_raw = timed(raw_allreduce, STEPS)
     hidden = (t_bwd_local + t_ar - t_bwd_ddp) / t_ar if t_ar > 0 else float("nan")
     return dict(step=t_step, hidden=hidden, t_ar=t_ar, sync_bw=flat.nbytes / t_ar,
-                raw_bw=flat.nbytes / t_raw)
+                raw_bw=flat.nbytes / t_raw, step_fn=step)
 
 
-def time_torch_gloo(build, shape, make_opt):
+def alternate(dt_step, pt_step):
+    """Median step times of dtorch's and PyTorch's DDP over ROUNDS alternating rounds of
+    STEPS steps each, and the median of the per-round ratios."""
+    def one_round(fn):
+        MPI.COMM_WORLD.Barrier()
+        t0 = time.perf_counter()
+        for _ in range(STEPS):
+            fn()
+        return MPI.COMM_WORLD.allreduce(time.perf_counter() - t0, op=MPI.MAX) / STEPS
+
+    pairs = [(one_round(dt_step), one_round(pt_step)) for _ in range(ROUNDS)]
+    dt, pt = (float(np.median(v)) for v in zip(*pairs))
+    return dt, pt, float(np.median([a / b for a, b in pairs]))
+
+
+def torch_gloo_step(build, shape, make_opt):
+    """One PyTorch DDP (gloo) training step as a callable, warmed up; None without torch."""
     try:
         import torch
         import torch.distributed as tdist
@@ -158,11 +175,7 @@ def time_torch_gloo(build, shape, make_opt):
 
     for _ in range(WARMUP):
         step()
-    tdist.barrier()
-    t0 = time.perf_counter()
-    for _ in range(STEPS):
-        step()
-    return (time.perf_counter() - t0) / STEPS
+    return step
 
 
 def main():
@@ -174,22 +187,27 @@ def main():
         one = time_dtorch(build, shape, make_opt, solo) if rank == 0 else None
         dist.barrier()
         many = time_dtorch(build, shape, make_opt, None)
-        pt = time_torch_gloo(build, shape, make_opt)
-        rows.append((name, one, many, pt))
+        pt_step = torch_gloo_step(build, shape, make_opt)
+        pt = ratio = None
+        if pt_step is not None:
+            many["step"], pt, ratio = alternate(many["step_fn"], pt_step)
+        rows.append((name, one, many, pt, ratio))
     if rank == 0:
         print(f"DDP benchmark: {world} ranks (MPI), 1 thread each, numpy {np.__version__}")
         print(f"{'workload':28s} {'1 rank':>9s} {f'{world} ranks':>9s} {'weak eff':>8s} "
               f"{'allreduce':>9s} {'hidden':>7s} {'sync/raw bw':>11s} {'torch gloo':>10s} "
               f"{'dt/gloo':>7s}")
-        for name, one, many, pt in rows:
+        for name, one, many, pt, ratio in rows:
             gloo = f"{pt * 1e3:8.1f}ms" if pt else f"{'-':>10s}"
-            ratio = f"{many['step'] / pt:7.2f}" if pt else f"{'-':>7s}"
+            ratio = f"{ratio:7.2f}" if pt else f"{'-':>7s}"
             print(f"{name:28s} {one['step'] * 1e3:7.1f}ms {many['step'] * 1e3:7.1f}ms "
                   f"{one['step'] / many['step']:8.2f} {many['t_ar'] * 1e3:7.2f}ms "
                   f"{many['hidden']:7.0%} "
                   f"{many['sync_bw'] / many['raw_bw']:11.2f} {gloo} {ratio}")
         print("hidden: share of the all-reduce time overlapped with backward; sync/raw bw: "
               "dtorch all_reduce of the gradient bytes vs raw mpi4py Allreduce of the same bytes")
+        print(f"{world}-rank and gloo step times: medians of {ROUNDS} alternating rounds of "
+              f"{STEPS} steps (slowest rank); dt/gloo: median of the per-round ratios")
     dist.destroy_process_group()
 
 
